@@ -1,0 +1,1 @@
+"""Dashboards, alert rules and the Prometheus summary of the two ingestion paths."""
