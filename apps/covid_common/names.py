@@ -9,7 +9,6 @@ here reaches the Deployments, the local processes and the tests together.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class Service:
     # Port of the HTTP server: the API for web services; health, readiness and
     # metrics for every service.
     http_port: int
-    grpc_port: Optional[int] = None
+    grpc_port: int | None = None
 
     @property
     def image_name(self) -> str:
@@ -34,17 +33,30 @@ class Service:
 
 
 def _gunicorn(package: str) -> tuple[str, ...]:
-    return ("gunicorn", "--config", "python:covid_common.gunicorn_conf", f"{package}.wsgi:app")
+    return (
+        "gunicorn",
+        "--config",
+        "python:covid_common.gunicorn_conf",
+        f"{package}.wsgi:app",
+    )
 
 
 ROUTER = Service("router", "router", _gunicorn("router"), http_port=8080)
-GRPC_CLIENT = Service("grpc-client", "grpc_client", _gunicorn("grpc_client"), http_port=8081)
+GRPC_CLIENT = Service(
+    "grpc-client", "grpc_client", _gunicorn("grpc_client"), http_port=8081
+)
 REDIS_PUB = Service("redis-pub", "redis_pub", _gunicorn("redis_pub"), http_port=8082)
 # The subscriber and the gRPC server are not web services: their HTTP port
 # serves only health, readiness and metrics.
-REDIS_SUB = Service("redis-sub", "redis_sub", ("python", "-m", "redis_sub"), http_port=8083)
+REDIS_SUB = Service(
+    "redis-sub", "redis_sub", ("python", "-m", "redis_sub"), http_port=8083
+)
 GRPC_SERVER = Service(
-    "grpc-server", "grpc_server", ("python", "-m", "grpc_server"), http_port=8084, grpc_port=50051
+    "grpc-server",
+    "grpc_server",
+    ("python", "-m", "grpc_server"),
+    http_port=8084,
+    grpc_port=50051,
 )
 LIVE = Service("live", "live", _gunicorn("live"), http_port=8085)
 
@@ -70,7 +82,7 @@ PATHS = (PATH_GRPC, PATH_REDIS)
 
 
 class Env:
-    """Environment variable names. Each service reads the ones it needs, once, at start-up."""
+    """Environment variable names; each service reads its own once, at start-up."""
 
     LOG_LEVEL = "LOG_LEVEL"
     HTTP_PORT = "HTTP_PORT"

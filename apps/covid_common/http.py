@@ -1,0 +1,197 @@
+"""Flask pieces every HTTP service shares.
+
+`create_base_app` returns a Flask app with JSON errors (never HTML), the
+/healthz, /readyz and /metrics routes, a body size limit, one log line per
+request and the HTTP request metrics. Services add their own routes to it.
+
+Error bodies: {"error": "<code>", "message": "<sentence>"} plus "fields"
+(field name -> problem) on validation errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+import orjson
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from covid_common import metrics, names
+from covid_common.record import ValidationError
+
+logger = logging.getLogger(__name__)
+
+JSON_MIMETYPE = "application/json"
+DEFAULT_MAX_BODY_BYTES = 16 * 1024
+# Status of a body that parses as JSON but breaks the record rules.
+VALIDATION_STATUS = 422
+# Routes whose requests are logged at DEBUG: probes and scrapes arrive every few
+# seconds and would drown the request log.
+QUIET_ROUTES = frozenset({names.HEALTH_ROUTE, names.READY_ROUTE, names.METRICS_ROUTE})
+
+# Error codes for the HTTP errors that Flask and werkzeug raise themselves.
+_HTTP_ERROR_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+# A readiness check returns the failing dependencies: name -> problem.
+ReadyCheck = Callable[[], Mapping[str, str]]
+
+
+class ApiError(Exception):
+    """An error the API returns as JSON with `status`."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: Mapping[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = dict(fields) if fields is not None else None
+
+
+def json_response(body: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype=JSON_MIMETYPE)
+
+
+def error_response(
+    status: int, code: str, message: str, fields: Mapping[str, str] | None = None
+) -> Response:
+    body: dict[str, object] = {"error": code, "message": message}
+    if fields is not None:
+        body["fields"] = dict(fields)
+    return json_response(body, status)
+
+
+def read_json_object() -> dict:
+    """Return the request body as a dict: 415 unless JSON, 413 if too large, 400 if
+    it does not parse or is not an object."""
+    if request.mimetype != JSON_MIMETYPE:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be {JSON_MIMETYPE}, got {request.mimetype or 'none'}.",
+        )
+    # get_data raises RequestEntityTooLarge past MAX_CONTENT_LENGTH, chunked
+    # bodies included.
+    body = request.get_data(cache=False)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(
+            400, "invalid_json", f"Request body is not valid JSON: {error}."
+        ) from None
+    if not isinstance(data, dict):
+        raise ApiError(
+            400,
+            "invalid_json",
+            "Request body must be a JSON object.",
+            {"body": "must be a JSON object"},
+        )
+    return data
+
+
+def validation_error(error: ValidationError) -> ApiError:
+    return ApiError(
+        VALIDATION_STATUS,
+        "validation_failed",
+        "The record is invalid; see fields for each problem.",
+        error.fields,
+    )
+
+
+def create_base_app(
+    service: names.Service,
+    ready_check: ReadyCheck,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> Flask:
+    """Build the shared Flask app of `service`; `ready_check` backs /readyz."""
+    app = Flask(service.package)
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    _register_errors(app)
+    _register_observability(app, service.name)
+    _register_probes(app, ready_check)
+    return app
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError) -> Response:
+        return error_response(error.status, error.code, error.message, error.fields)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code = _HTTP_ERROR_CODES.get(status, "http_error")
+        return error_response(status, code, error.description or error.name)
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> Response:
+        logger.exception(
+            "unhandled error on %s %s record_id=%s",
+            request.method,
+            request.path,
+            g.get("record_id", "-"),
+        )
+        return error_response(
+            500, "internal_error", "The server failed to handle the request."
+        )
+
+
+def _register_observability(app: Flask, service_name: str) -> None:
+    @app.before_request
+    def start_timer() -> None:
+        g.start_time = time.perf_counter()
+
+    @app.after_request
+    def log_and_count(response: Response) -> Response:
+        elapsed = time.perf_counter() - g.get("start_time", time.perf_counter())
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.HTTP_REQUESTS.labels(
+            service_name, route, request.method, str(response.status_code)
+        ).inc()
+        metrics.HTTP_REQUEST_DURATION.labels(
+            service_name, route, request.method
+        ).observe(elapsed)
+        level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+        logger.log(
+            level,
+            "%s %s %d %.1fms record_id=%s",
+            request.method,
+            request.path,
+            response.status_code,
+            elapsed * 1000,
+            g.get("record_id", "-"),
+        )
+        return response
+
+
+def _register_probes(app: Flask, ready_check: ReadyCheck) -> None:
+    @app.get(names.HEALTH_ROUTE)
+    def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get(names.READY_ROUTE)
+    def readyz() -> Response:
+        failures = ready_check()
+        if failures:
+            return json_response(
+                {"status": "not_ready", "failures": dict(failures)}, 503
+            )
+        return json_response({"status": "ready"})
+
+    @app.get(names.METRICS_ROUTE)
+    def metrics_route() -> Response:
+        body, content_type = metrics.render_metrics()
+        return Response(body, content_type=content_type)
