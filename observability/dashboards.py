@@ -60,14 +60,15 @@ class Variable:
 
     name: str
     label: str
-    metric: str
+    # Series selector whose label values become the variable's options.
+    selector: str
     label_name: str
     needs_cluster: bool = False
     include_all: bool = False
 
     @property
     def query(self) -> str:
-        return f"label_values({self.metric}, {self.label_name})"
+        return f"label_values({self.selector}, {self.label_name})"
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def _overview() -> Dashboard:
         ),
     )
     storage = Row(
-        "Storage",
+        "Storage per path",
         (
             Panel(
                 "Duplicates",
@@ -204,12 +205,45 @@ def _overview() -> Dashboard:
             ),
         ),
     )
+    router = Row(
+        "Router",
+        (
+            Panel(
+                "Downstream errors by kind",
+                "Failed forwards from the router per path and kind "
+                "(timeout, connection, unavailable, bad_status).",
+                (
+                    Target(
+                        "sum by (path, kind) (rate("
+                        f"covid_router_downstream_errors_total[{RATE}]))"
+                        " or vector(0)",
+                        "{{path}} {{kind}}",
+                    ),
+                ),
+                unit="ops",
+            ),
+            Panel(
+                "Records rejected by reason",
+                "Requests the router rejected before routing (invalid input, "
+                "body too large, ...).",
+                (
+                    Target(
+                        "sum by (reason) (rate("
+                        f"covid_router_records_rejected_total[{RATE}]))"
+                        " or vector(0)",
+                        "{{reason}}",
+                    ),
+                ),
+                unit="ops",
+            ),
+        ),
+    )
     return Dashboard(
         uid="covid-paths-overview",
         title="COVID ingestion: gRPC vs Redis",
         file_name="covid-paths-overview.json",
         description="The two ingestion paths side by side.",
-        rows=(traffic, latency, storage, redis_path),
+        rows=(traffic, latency, storage, redis_path, router),
     )
 
 
@@ -339,7 +373,14 @@ def _per_service() -> Dashboard:
         description="HTTP, gRPC and resource metrics of one service.",
         rows=(http, grpc, resources),
         variables=(
-            Variable("service", "Service", "covid_http_requests_total", "service"),
+            # Scrape jobs are named after the services, locally and on the
+            # cluster, so `up` lists every service, web or not.
+            Variable(
+                "service",
+                "Service",
+                f'up{{job=~"{"|".join(s.name for s in names.ALL_SERVICES)}"}}',
+                "job",
+            ),
             Variable(
                 "namespace",
                 "Namespace",
