@@ -17,15 +17,16 @@ from covid_common import names
 
 from observability import queries
 
-# Grafana's default interval variable for rate() windows: at least four scrape
-# intervals, so a rate always spans two or more samples.
+# Grafana's interval variable for rate() windows. Grafana sets it to at least
+# four scrape intervals, so a rate spans two or more samples.
 RATE = "$__rate_interval"
 DATASOURCE_VARIABLE = "datasource"
 DATASOURCE_REF = {"type": "prometheus", "uid": f"${{{DATASOURCE_VARIABLE}}}"}
 # Panel grid: Grafana's dashboard is 24 columns wide.
 GRID_WIDTH = 24
 PANEL_HEIGHT = 8
-# Version of the dashboard JSON model these dicts follow (Grafana 10 and 11).
+# schemaVersion of the dashboard JSON model; Grafana migrates lower versions
+# when it loads a dashboard.
 SCHEMA_VERSION = 39
 TAGS = ("covid",)
 
@@ -97,7 +98,7 @@ class PanelQuery:
 
 
 def _per_path(build, legend_suffix: str = "") -> tuple[Target, ...]:
-    """One target per path, so each panel shows the two paths side by side."""
+    """Build one target per path, so each panel shows the two paths side by side."""
     return tuple(
         Target(build(path), f"{queries.PATH_TITLES[path]}{legend_suffix}")
         for path in names.PATHS
@@ -126,7 +127,7 @@ def _overview() -> Dashboard:
             Panel(
                 "Error ratio",
                 "Share of records the router failed to hand to the path "
-                "(timeouts, refused connections, 5xx answers).",
+                "(timeouts, refused connections, 5xx responses).",
                 _per_path(lambda path: queries.path_error_ratio(path, RATE)),
                 unit="percentunit",
             ),

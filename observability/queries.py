@@ -11,7 +11,7 @@ from __future__ import annotations
 from covid_common import names
 
 # The HTTP service that receives the router's requests for each path. Its
-# request metrics describe the path as the router sees it, minus the router.
+# request metrics measure the path from its entry, without the router's own time.
 PATH_ENTRY_SERVICE = {
     names.PATH_GRPC: names.GRPC_CLIENT.name,
     names.PATH_REDIS: names.REDIS_PUB.name,
@@ -34,7 +34,7 @@ def _cases_selector(path: str, extra: str = "") -> str:
 
 
 def path_request_rate(path: str, window: str) -> str:
-    """Requests per second that the path's entry service answered on /cases."""
+    """Requests per second that the path's entry service served on /cases."""
     return (
         "sum(rate(covid_http_requests_total{"
         + _cases_selector(path)
@@ -50,7 +50,7 @@ def path_error_ratio(path: str, window: str) -> str:
     """Share of the path's records that failed, as the router saw them.
 
     Failures are the router's downstream errors for the path (timeouts, refused
-    connections, 5xx answers); the denominator is every record the router tried
+    connections, 5xx responses). The denominator is every record the router tried
     to send down the path. `or vector(0)` turns "no error series yet" into 0 so
     the panel shows 0 and not "no data" while traffic flows.
     """

@@ -24,7 +24,8 @@ WINDOW = "5m"
 ERROR_RATIO_MAX = 0.05
 LAG_P99_MAX_S = 2.0
 # redis-sub stamps covid_redis_subscriber_last_message_timestamp_seconds on every
-# message and heartbeat; 60 s without either means it has stopped reading.
+# message and every heartbeat (2 s apart by default), so 60 s without either
+# means it has stopped reading.
 SUBSCRIBER_SILENCE_MAX_S = 60
 
 # Jobs whose scrape targets the TargetDown alert watches. On the cluster the
@@ -35,12 +36,26 @@ SERVICE_JOBS = tuple(service.name for service in names.ALL_SERVICES)
 @dataclass(frozen=True)
 class AlertRule:
     name: str
-    expr: str
+    # The measured quantity, e.g. an error ratio per path. Its value is the
+    # alert's $value, and it has data whenever its metrics do.
+    signal: str
+    # Comparison applied to the signal, e.g. "> 0.05".
+    condition: str
     # How long the expression must hold before the alert fires (PromQL duration).
     for_: str
     severity: str
     summary: str
     description: str
+    # Optional expression joined with `and on ()`: the alert fires only while
+    # this one has a result.
+    only_while: str = ""
+
+    @property
+    def expr(self) -> str:
+        expr = f"({self.signal}) {self.condition}"
+        if self.only_while:
+            expr = f"{expr} and on () ({self.only_while})"
+        return expr
 
     def to_dict(self) -> dict:
         return {
@@ -70,21 +85,21 @@ _SERVICE_JOBS_RE = "|".join(SERVICE_JOBS)
 ALERTS: tuple[AlertRule, ...] = (
     AlertRule(
         name="CovidPathErrorRatioHigh",
-        expr=f"({_ERRORS}) / on (path) ({_ATTEMPTS}) > {ERROR_RATIO_MAX}",
+        signal=f"({_ERRORS}) / on (path) ({_ATTEMPTS})",
+        condition=f"> {ERROR_RATIO_MAX}",
         for_="5m",
         severity="warning",
         summary="The {{ $labels.path }} path fails more than "
         f"{ERROR_RATIO_MAX:.0%} of the records the router sends it.",
         description="{{ $value | humanizePercentage }} of the records routed to "
         "the {{ $labels.path }} path failed (timeouts, refused connections or 5xx "
-        "answers) over the last " + WINDOW + ".",
+        "responses) over the last " + WINDOW + ".",
     ),
     AlertRule(
         name="CovidRedisSubscriberStalled",
-        expr=(
-            "time() - covid_redis_subscriber_last_message_timestamp_seconds"
-            f" > {SUBSCRIBER_SILENCE_MAX_S}"
-            " and on () "
+        signal="time() - covid_redis_subscriber_last_message_timestamp_seconds",
+        condition=f"> {SUBSCRIBER_SILENCE_MAX_S}",
+        only_while=(
             f'sum(rate(covid_router_records_routed_total{{path="{names.PATH_REDIS}"}}'
             f"[{WINDOW}])) > 0"
         ),
@@ -97,10 +112,11 @@ ALERTS: tuple[AlertRule, ...] = (
     ),
     AlertRule(
         name="CovidRecordLagHigh",
-        expr=(
+        signal=(
             "histogram_quantile(0.99, sum by (path, le) "
-            f"(rate(covid_record_lag_seconds_bucket[{WINDOW}]))) > {LAG_P99_MAX_S}"
+            f"(rate(covid_record_lag_seconds_bucket[{WINDOW}])))"
         ),
+        condition=f"> {LAG_P99_MAX_S}",
         for_="5m",
         severity="warning",
         summary="p99 lag from receipt to storage on the {{ $labels.path }} path "
@@ -110,7 +126,8 @@ ALERTS: tuple[AlertRule, ...] = (
     ),
     AlertRule(
         name="CovidRedisPublishUnheard",
-        expr=f"sum(increase(covid_redis_publish_unheard_total[{WINDOW}])) > 0",
+        signal=f"sum(increase(covid_redis_publish_unheard_total[{WINDOW}]))",
+        condition="> 0",
         for_="0m",
         severity="critical",
         summary="Redis PUBLISH calls reached no subscriber: records were lost.",
@@ -120,7 +137,8 @@ ALERTS: tuple[AlertRule, ...] = (
     ),
     AlertRule(
         name="CovidStorageErrors",
-        expr=(f"sum by (path, store) (rate(covid_storage_errors_total[{WINDOW}])) > 0"),
+        signal=f"sum by (path, store) (rate(covid_storage_errors_total[{WINDOW}]))",
+        condition="> 0",
         for_="2m",
         severity="warning",
         summary="Writes to {{ $labels.store }} fail on the {{ $labels.path }} path.",
@@ -129,11 +147,12 @@ ALERTS: tuple[AlertRule, ...] = (
     ),
     AlertRule(
         name="CovidScrapeTargetDown",
-        expr=f'up{{job=~"{_SERVICE_JOBS_RE}"}} == 0',
+        signal=f'up{{job=~"{_SERVICE_JOBS_RE}"}}',
+        condition="== 0",
         for_="1m",
         severity="critical",
         summary="Prometheus cannot scrape {{ $labels.job }} at {{ $labels.instance }}.",
-        description="The target is down or its /metrics endpoint does not answer.",
+        description="The target is down or its /metrics endpoint does not respond.",
     ),
 )
 

@@ -1,8 +1,8 @@
 """Compare the two ingestion paths from Prometheus' HTTP API.
 
 The local runner calls `path_comparison()` at the end of a load run and stores the
-result in its run report; `format_table()` prints it for the terminal. Both read
-the same queries as the overview dashboard (observability.queries).
+result in its run report. `format_table()` renders it for the terminal. The
+queries are the overview dashboard's (observability.queries).
 """
 
 from __future__ import annotations

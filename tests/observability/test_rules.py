@@ -112,7 +112,7 @@ ERROR_RATIO_CASES = [
                         "The grpc path fails more than 5% of the records the "
                         "router sends it.",
                         "25% of the records routed to the grpc path failed "
-                        "(timeouts, refused connections or 5xx answers) over "
+                        "(timeouts, refused connections or 5xx responses) over "
                         "the last 5m.",
                     )
                 ],
@@ -139,7 +139,7 @@ ERROR_RATIO_CASES = [
                         "The redis path fails more than 5% of the records the "
                         "router sends it.",
                         "100% of the records routed to the redis path failed "
-                        "(timeouts, refused connections or 5xx answers) over "
+                        "(timeouts, refused connections or 5xx responses) over "
                         "the last 5m.",
                     )
                 ],
@@ -354,7 +354,7 @@ TARGET_DOWN_CASES = [
                             "instance": "127.0.0.1:8080",
                         },
                         "Prometheus cannot scrape router at 127.0.0.1:8080.",
-                        "The target is down or its /metrics endpoint does not answer.",
+                        "The target is down or its /metrics endpoint does not respond.",
                     )
                 ],
             },
