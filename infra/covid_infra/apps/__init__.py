@@ -1,0 +1,1 @@
+"""One ComponentResource per deployable unit of the application."""

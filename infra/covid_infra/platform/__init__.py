@@ -1,0 +1,1 @@
+"""Cluster platform: namespaces, CRDs, Linkerd, ingress, monitoring, data stores."""
