@@ -1,0 +1,1 @@
+"""grpc-client: HTTP service that sends the router's records to the grpc-server."""

@@ -1,0 +1,1 @@
+"""gRPC server: stores the case records the grpc-client sends."""

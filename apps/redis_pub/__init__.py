@@ -1,0 +1,1 @@
+"""redis-pub: HTTP service that publishes the router's records to Redis."""

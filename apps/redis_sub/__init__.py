@@ -1,0 +1,1 @@
+"""redis-sub: subscribes to the Redis path and stores each record."""

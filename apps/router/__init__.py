@@ -1,0 +1,1 @@
+"""Router: validates case records and forwards each to the gRPC or Redis path."""
