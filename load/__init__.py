@@ -1,0 +1,1 @@
+"""Load generation: the Locust user, its record generator and the statistics check."""

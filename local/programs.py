@@ -1,0 +1,313 @@
+"""The processes of the local stack: how each starts and how to tell that it is up.
+
+The stack starts in three stages, and supervisord stops it in reverse. The
+stores come first, then the services in the order of names.PIPELINE_SERVICES
+(storage side before the router), then the edge: nginx and Prometheus. So the
+ingress opens only when the router behind it is ready.
+"""
+
+from __future__ import annotations
+
+import enum
+import shlex
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from covid_common import names
+
+from local import nginx, prometheus
+from local.config import (
+    APPS_DIR,
+    GRPC_LISTENER,
+    INGRESS,
+    MONGO,
+    PROMETHEUS,
+    REDIS,
+    StackConfig,
+)
+
+
+class Stage(enum.IntEnum):
+    STORES = 1
+    SERVICES = 2
+    EDGE = 3
+
+
+class CheckKind(enum.Enum):
+    MONGO = "mongo"  # a MongoDB ping succeeds
+    REDIS = "redis"  # a Redis PING succeeds
+    HTTP = "http"  # a GET returns 200
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    kind: CheckKind
+    target: str  # URL of the store or of the HTTP route
+
+    def describe(self) -> str:
+        return f"{self.kind.value} {self.target}"
+
+
+@dataclass(frozen=True)
+class Program:
+    """One supervisord program of the stack."""
+
+    name: str
+    stage: Stage
+    command: tuple[str, ...]
+    directory: Path
+    health: HealthCheck
+    environment: Mapping[str, str] = field(default_factory=dict)
+    # Seconds supervisord waits after SIGTERM before it sends SIGKILL.
+    stop_wait_s: int = 10
+
+    def command_line(self) -> str:
+        return shlex.join(self.command)
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    """Files and directories of a stack under its state directory."""
+
+    root: Path
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def log_file(self, program: str) -> Path:
+        return self.logs / f"{program}.log"
+
+    @property
+    def stack_file(self) -> Path:
+        return self.root / "stack.json"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return self.root / "supervisord.conf"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.root / "supervisor.sock"
+
+    @property
+    def supervisor_pid(self) -> Path:
+        return self.root / "supervisord.pid"
+
+    @property
+    def secantus_data(self) -> Path:
+        return self.root / "secantus-data"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.root / "redis"
+
+    @property
+    def nginx_dir(self) -> Path:
+        return self.root / "nginx"
+
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.root / "prometheus"
+
+    def metrics_dir(self, service: names.Service) -> Path:
+        return self.root / "metrics" / service.name
+
+    @property
+    def locust_dir(self) -> Path:
+        return self.root / "locust"
+
+
+def _venv_tool(name: str) -> str:
+    """Return the path of a console script installed beside this Python."""
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def _service_command(service: names.Service) -> tuple[str, ...]:
+    # The names module gives commands as the images run them; locally they run
+    # with this virtual environment's interpreter and scripts.
+    program, *args = service.command
+    if program == "python":
+        return (sys.executable, *args)
+    return (_venv_tool(program), *args)
+
+
+def uses_gunicorn(service: names.Service) -> bool:
+    return service.command[0] == "gunicorn"
+
+
+def service_environment(config: StackConfig, service: names.Service) -> dict[str, str]:
+    """Return the environment variables one service gets in the local stack."""
+    env = {
+        "PYTHONPATH": str(APPS_DIR),
+        "PYTHONUNBUFFERED": "1",
+        names.Env.LOG_LEVEL: config.log_level,
+        names.Env.HTTP_PORT: str(config.ports[service.name]),
+        names.Env.MONGO_URL: config.mongo_url,
+        names.Env.MONGO_DB: config.mongo_db,
+        names.Env.REDIS_URL: config.redis_url,
+        names.Env.ROUTE_WEIGHTS: config.route_weights,
+        names.Env.GRPC_SERVER_ADDR: f"127.0.0.1:{config.ports[GRPC_LISTENER]}",
+        names.Env.GRPC_PATH_URL: config.service_url(names.GRPC_CLIENT),
+        names.Env.REDIS_PATH_URL: config.service_url(names.REDIS_PUB),
+        **config.service_env,
+    }
+    if service.grpc_port is not None:
+        env[names.Env.GRPC_PORT] = str(config.ports[GRPC_LISTENER])
+    # Only gunicorn's worker processes share metrics through files; a single
+    # process with this variable set would switch to file-backed metrics too.
+    if uses_gunicorn(service):
+        metrics_dir = StatePaths(config.state_dir).metrics_dir(service)
+        env[names.Env.PROMETHEUS_MULTIPROC_DIR] = str(metrics_dir)
+    return env
+
+
+def build_programs(config: StackConfig) -> list[Program]:
+    """Return every program of the stack, in start order."""
+    paths = StatePaths(config.state_dir)
+    programs: list[Program] = []
+
+    if not config.external_mongo_url:
+        programs.append(
+            Program(
+                name="secantus",
+                stage=Stage.STORES,
+                command=(
+                    sys.executable,
+                    "-m",
+                    "secantus",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(config.ports[MONGO]),
+                    "--storage-path",
+                    str(paths.secantus_data),
+                    "--log-level",
+                    "WARNING",
+                ),
+                directory=paths.root,
+                health=HealthCheck(CheckKind.MONGO, config.mongo_url),
+                stop_wait_s=20,
+            )
+        )
+    if not config.external_redis_url:
+        programs.append(
+            Program(
+                name="redis",
+                stage=Stage.STORES,
+                command=(
+                    shutil.which("redis-server") or "redis-server",
+                    str(paths.redis_dir / "redis.conf"),
+                ),
+                directory=paths.redis_dir,
+                health=HealthCheck(CheckKind.REDIS, config.redis_url),
+            )
+        )
+
+    for service in config.services:
+        ready_url = config.service_url(service) + names.READY_ROUTE
+        programs.append(
+            Program(
+                name=service.name,
+                stage=Stage.SERVICES,
+                command=_service_command(service),
+                directory=APPS_DIR,
+                health=HealthCheck(CheckKind.HTTP, ready_url),
+                environment=service_environment(config, service),
+                stop_wait_s=15,
+            )
+        )
+
+    programs.append(
+        Program(
+            name="nginx",
+            stage=Stage.EDGE,
+            command=(
+                shutil.which("nginx") or "/usr/sbin/nginx",
+                "-p",
+                str(paths.nginx_dir),
+                "-c",
+                str(paths.nginx_dir / "nginx.conf"),
+                # nginx opens this error log before it reads its configuration;
+                # the default lives under /var/log.
+                "-e",
+                str(paths.logs / "nginx-error.log"),
+            ),
+            directory=paths.nginx_dir,
+            health=HealthCheck(CheckKind.HTTP, config.ingress_url + nginx.STATUS_ROUTE),
+        )
+    )
+    programs.append(
+        Program(
+            name="prometheus",
+            stage=Stage.EDGE,
+            command=(
+                shutil.which("prometheus") or "prometheus",
+                f"--config.file={paths.prometheus_dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={paths.prometheus_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{config.ports[PROMETHEUS]}",
+                "--storage.tsdb.retention.time=7d",
+            ),
+            directory=paths.prometheus_dir,
+            health=HealthCheck(CheckKind.HTTP, config.prometheus_url + "/-/ready"),
+        )
+    )
+    return programs
+
+
+def redis_conf(config: StackConfig) -> str:
+    """Return the redis-server configuration: loopback only, data in the state dir."""
+    paths = StatePaths(config.state_dir)
+    return "\n".join(
+        [
+            f"port {config.ports[REDIS]}",
+            "bind 127.0.0.1",
+            "protected-mode yes",
+            # supervisord needs the server in the foreground and reads its output.
+            "daemonize no",
+            'logfile ""',
+            f"dir {paths.redis_dir}",
+            # Snapshots keep the views across `down` and `up` like the MongoDB
+            # data; `run` empties both before it starts the load.
+            "save 60 1",
+            "appendonly no",
+            "",
+        ]
+    )
+
+
+def write_files(config: StackConfig) -> None:
+    """Write the configuration files of nginx, redis-server and Prometheus."""
+    paths = StatePaths(config.state_dir)
+    for directory in (
+        paths.logs,
+        paths.redis_dir,
+        paths.nginx_dir,
+        paths.prometheus_dir,
+        paths.locust_dir,
+    ):
+        directory.mkdir(parents=True, exist_ok=True)
+
+    (paths.redis_dir / "redis.conf").write_text(redis_conf(config))
+    (paths.nginx_dir / "nginx.conf").write_text(
+        nginx.render(
+            listen_port=config.ports[INGRESS],
+            router_port=config.ports[names.ROUTER.name],
+            state_dir=paths.root,
+        )
+    )
+    targets = {
+        service.name: f"127.0.0.1:{config.ports[service.name]}"
+        for service in config.services
+    }
+    (paths.prometheus_dir / "prometheus.yml").write_text(
+        prometheus.render(
+            prometheus.scrape_config(
+                targets, prometheus_address=f"127.0.0.1:{config.ports[PROMETHEUS]}"
+            )
+        )
+    )
