@@ -14,18 +14,27 @@ $(VENV)/.installed: requirements.txt local/bootstrap.sh
 	bash local/bootstrap.sh
 	touch $@
 
-# Run the whole pipeline on this machine under Locust for DURATION seconds (default 60).
+# Run the whole pipeline on this machine under Locust for DURATION seconds (default
+# 60) with USERS users (default 20); TRAFFIC_FILE replays a JSON array of records.
+# The summary goes to build/local-run.json.
 local: deps
-	$(PY) -m local run $(if $(DURATION),--duration $(DURATION))
+	$(PY) -m local run $(if $(DURATION),--duration $(DURATION)) \
+		$(if $(USERS),--users $(USERS)) \
+		$(if $(TRAFFIC_FILE),--traffic-file $(TRAFFIC_FILE))
 
+# Start the stack and leave it running; `make local-down` stops it.
 local-up: deps
 	$(PY) -m local up
 
 local-down: deps
 	$(PY) -m local down
 
+# PYTEST_ARGS passes options through, e.g. PYTEST_ARGS="tests/e2e -x".
+# pytest exits with 5 when it collected no tests; that fails the target too.
 test: deps
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	exit $$status
 
 protos: deps
 	$(PY) protos/generate.py
