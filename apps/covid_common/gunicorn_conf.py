@@ -49,9 +49,9 @@ keepalive = 5
 accesslog = None
 # gRPC channels and pools are created in each worker, never in the master.
 preload_app = False
-# Gunicorn 27 opens a control socket at one fixed path per user by default;
-# several services on one machine would fight over it, and a read-only container
-# file system has no place for it.
+# Gunicorn 27 opens a control socket at one fixed path per user by default.
+# Several services on one machine would share that path, and a read-only
+# container file system has no place for it.
 control_socket_disable = True
 
 

@@ -23,7 +23,9 @@ import orjson
 import pymongo
 import redis
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from covid_common import metrics, names
 from covid_common.record import CaseRecord, format_timestamp
@@ -123,7 +125,12 @@ class Storage:
             tz_aware=True,
         )
         redis_client = redis.Redis.from_url(
-            redis_url, socket_timeout=5, socket_connect_timeout=2
+            redis_url,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            # redis-py 8 retries 10 times by default, which would hold a call
+            # for seconds while Redis is down; callers retry the whole store.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
         )
         return cls(mongo_client, mongo_db, redis_client)
 

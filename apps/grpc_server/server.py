@@ -1,7 +1,7 @@
 """grpc-server process: the CaseIngest service, gRPC health and an HTTP probe thread.
 
-The health service reports NOT_SERVING until storage answers and the unique
-index exists, and again whenever a periodic storage check fails. SIGTERM or
+The health service reports NOT_SERVING until storage replies to a ping and the
+unique index exists, and again whenever a periodic storage check fails. SIGTERM or
 SIGINT sets NOT_SERVING, stops taking calls, lets running calls finish within
 STOP_GRACE_S and exits with status 0.
 """

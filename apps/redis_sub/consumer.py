@@ -1,7 +1,7 @@
 """Message loops of the Redis path: pub/sub and streams, selected by REDIS_MODE.
 
 Both consumers share one interface: `run(stop)` loops until `stop` is set,
-finishing the message in hand, and `is_ready()` tells whether the consumer is
+finishing the message in hand, and `is_ready()` returns whether the consumer is
 connected and reading. Each reconnects by itself with backoff after a lost
 connection or a Redis restart, counting each reconnect.
 
@@ -10,7 +10,8 @@ connection or a Redis restart, counting each reconnect.
   dropped.
 - StreamConsumer: XREADGROUP on RedisKeys.STREAM in group STREAM_GROUP, XACK
   after storage, and XAUTOCLAIM of entries left pending by a consumer that
-  died, so no record is lost while storage is down.
+  died or by a failed store. An entry is lost only when redis-pub trims the
+  stream past it (STREAM_MAX_LEN) before it is stored.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def connect(redis_url: str) -> redis.Redis:
-    """A client without redis-py's own retries: the consumer loop reconnects itself."""
+    """Create a client without redis-py's own retries; the consumer loop reconnects."""
     return redis.Redis.from_url(
         redis_url,
         socket_connect_timeout=2,
@@ -151,8 +152,8 @@ class PubSubConsumer:
             if message is None:
                 continue
             if message["type"] == "pong":
-                # Redis answers the PING after the SUBSCRIBE, so the first PONG
-                # also confirms the subscription.
+                # Redis replies to the PING after the SUBSCRIBE, so the first
+                # PONG also confirms the subscription.
                 last_pong = time.monotonic()
                 metrics.REDIS_SUBSCRIBER_LAST_MESSAGE.set(time.time())
                 self._subscribed.set()
@@ -331,8 +332,8 @@ class StreamConsumer:
         try:
             self._storage.store_many(records, names.PATH_REDIS)
         except StorageError as error:
-            # Unacknowledged entries stay pending and are claimed again after
-            # claim_min_idle_s, so nothing is lost.
+            # Unacknowledged entries stay pending, and _claim_stale takes them
+            # again once they have been idle for claim_min_idle_s.
             logger.error("store failed for %d stream entries: %s", len(records), error)
             return
         client.xack(names.RedisKeys.STREAM, names.RedisKeys.STREAM_GROUP, *ids)

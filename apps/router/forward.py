@@ -15,7 +15,7 @@ from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 logger = logging.getLogger(__name__)
 
-# Readiness probes of the path services must answer well within the router's
+# Readiness checks of the path services must finish well within the router's
 # own probe timeout.
 READY_TIMEOUT_S = 1.0
 # Connections per path service kept open in each worker.

@@ -1,8 +1,8 @@
 """WSGI entry point of the router service, started by gunicorn.
 
-Each gunicorn worker imports this module after the fork, so the configuration
-is read and checked once per worker; an invalid variable stops the worker with
-a ConfigError naming it, and gunicorn then exits.
+Each gunicorn worker imports this module after the fork, so each worker reads
+and checks the configuration once. An invalid variable stops the worker with a
+ConfigError naming it, and gunicorn then exits.
 """
 
 from covid_common.config import load_router_config
