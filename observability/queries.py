@@ -110,15 +110,30 @@ def path_storage_error_rate(path: str, window: str) -> str:
     return _path_rate("covid_storage_errors_total", path, window) + " or vector(0)"
 
 
+# Every service imports the shared metrics module, so every service exports the
+# Redis path's unlabelled metrics, at 0. These selectors keep the process that
+# really updates each one: for the gauge, 0 would read as 55 years of silence.
+REDIS_PUB_JOB = f'job="{names.REDIS_PUB.name}"'
+REDIS_SUB_JOB = f'job="{names.REDIS_SUB.name}"'
+
+
 def unheard_publish_increase(window: str) -> str:
     """Redis PUBLISH calls that reached no subscriber: records lost on that path."""
-    return f"sum(increase(covid_redis_publish_unheard_total[{window}]))"
+    return (
+        f"sum(increase(covid_redis_publish_unheard_total{{{REDIS_PUB_JOB}}}[{window}]))"
+    )
 
 
 def subscriber_reconnect_increase(window: str) -> str:
-    return f"sum(increase(covid_redis_subscriber_reconnects_total[{window}]))"
+    return (
+        "sum(increase(covid_redis_subscriber_reconnects_total"
+        f"{{{REDIS_SUB_JOB}}}[{window}]))"
+    )
 
 
 def subscriber_silence_seconds() -> str:
     """Seconds since redis-sub last saw a message or a heartbeat."""
-    return "time() - max(covid_redis_subscriber_last_message_timestamp_seconds)"
+    return (
+        "time() - max(covid_redis_subscriber_last_message_timestamp_seconds"
+        f"{{{REDIS_SUB_JOB}}})"
+    )

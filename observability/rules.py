@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import yaml
 from covid_common import names
 
+from observability import queries
+
 GROUP_NAME = "covid-ingestion"
 # Window of rate() and increase() in the rules. At kube-prometheus-stack's
 # default 30 s scrape interval it spans ten scrapes, so one missed scrape does not
@@ -97,7 +99,10 @@ ALERTS: tuple[AlertRule, ...] = (
     ),
     AlertRule(
         name="CovidRedisSubscriberStalled",
-        signal="time() - covid_redis_subscriber_last_message_timestamp_seconds",
+        signal=(
+            "time() - covid_redis_subscriber_last_message_timestamp_seconds"
+            f"{{{queries.REDIS_SUB_JOB}}}"
+        ),
         condition=f"> {SUBSCRIBER_SILENCE_MAX_S}",
         only_while=(
             f'sum(rate(covid_router_records_routed_total{{path="{names.PATH_REDIS}"}}'
@@ -126,7 +131,7 @@ ALERTS: tuple[AlertRule, ...] = (
     ),
     AlertRule(
         name="CovidRedisPublishUnheard",
-        signal=f"sum(increase(covid_redis_publish_unheard_total[{WINDOW}]))",
+        signal=queries.unheard_publish_increase(WINDOW),
         condition="> 0",
         for_="0m",
         severity="critical",

@@ -16,6 +16,7 @@ import pytest
 from covid_common import metrics, names
 from prometheus_client.metrics import MetricWrapperBase
 
+from observability import __main__ as render
 from observability import dashboards, queries, rules, summary
 from tests.observability.promtools import check_expressions
 
@@ -237,3 +238,12 @@ def test_expand_variables_replaces_both_forms() -> None:
 def test_expand_variables_names_missing_variable() -> None:
     with pytest.raises(KeyError, match=r"\$missing"):
         dashboards.expand_variables('up{job="$missing"}', {})
+
+
+def test_render_command_writes_files(tmp_path: Path) -> None:
+    written = render.write_all(tmp_path / "out")
+
+    names_written = sorted(path.name for path in written)
+    assert names_written == sorted([*DASHBOARD_MODELS, render.RULES_FILE_NAME])
+    for file_name, model in DASHBOARD_MODELS.items():
+        assert json.loads((tmp_path / "out" / file_name).read_text()) == model

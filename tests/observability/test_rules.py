@@ -183,10 +183,16 @@ SUBSCRIBER_CASES = [
         ],
     },
     {
-        # A fresh timestamp every minute (60 s, 120 s, ...) keeps it quiet.
+        # A fresh timestamp every minute (60 s, 120 s, ...) keeps it quiet. The
+        # other services export the gauge too, at 0, and must not count.
         "interval": INTERVAL,
         "input_series": [
             {"series": _SUBSCRIBER_SERIES, "values": "0+60x30"},
+            {
+                "series": "covid_redis_subscriber_last_message_timestamp_seconds"
+                '{job="router",instance="127.0.0.1:8080"}',
+                "values": "0x30",
+            },
             {
                 "series": 'covid_router_records_routed_total{path="redis"}',
                 "values": "0+60x30",
@@ -266,8 +272,13 @@ UNHEARD_CASES = [
         "interval": INTERVAL,
         "input_series": [
             {
-                "series": "covid_redis_publish_unheard_total",
+                "series": 'covid_redis_publish_unheard_total{job="redis-pub"}',
                 "values": "0x10 1+1x20",
+            },
+            {
+                # Other services export the counter too; it never moves there.
+                "series": 'covid_redis_publish_unheard_total{job="router"}',
+                "values": "0x30",
             },
         ],
         "alert_rule_test": [
