@@ -38,3 +38,28 @@ test: deps
 
 protos: deps
 	$(PY) protos/generate.py
+
+# Write every Kubernetes object the Pulumi program declares for STACK (kind or
+# existing) to build/manifests/STACK, through Pulumi mocks: no cluster, no CLI.
+render: deps
+	$(PY) -m covid_infra.render --stack $(STACK) --out build/manifests/$(STACK)
+
+# Stand the stack up with `pulumi up`, then put RUN_TIME (default 2m) of Locust
+# load through its ingress; the Locust summary goes to build/locust-STACK.json.
+# Needs the Pulumi CLI and Docker, plus kind for the kind stack; `make deps`
+# installs none of them.
+cluster-up: deps
+	@for tool in pulumi docker $(if $(filter kind,$(STACK)),kind); do \
+		command -v $$tool >/dev/null || { echo "make cluster-up: $$tool is not on PATH" >&2; exit 1; }; \
+	done
+	pulumi up --stack $(STACK) --yes
+	mkdir -p build
+	$(VENV)/bin/locust -f load/locustfile.py --headless \
+		--host "$$(pulumi stack output ingressUrl --stack $(STACK))" \
+		--users $(or $(USERS),20) --spawn-rate $(or $(SPAWN_RATE),5) \
+		--run-time $(or $(RUN_TIME),2m) --json > build/locust-$(STACK).json
+
+# Delete everything the stack created; for the kind stack, the cluster too.
+cluster-down:
+	@command -v pulumi >/dev/null || { echo "make cluster-down: pulumi is not on PATH" >&2; exit 1; }
+	pulumi destroy --stack $(STACK) --yes

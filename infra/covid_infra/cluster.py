@@ -75,7 +75,7 @@ class Cluster(pulumi.ComponentResource):
                 triggers=[config_yaml],
                 opts=pulumi.ResourceOptions(
                     parent=self,
-                    # stdout is the kubeconfig, which holds the admin client key.
+                    # stdout is the kubeconfig, which contains the admin client key.
                     additional_secret_outputs=["stdout"],
                 ),
             )

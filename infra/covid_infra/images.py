@@ -66,17 +66,23 @@ def copy_sources(dockerfile: Path) -> list[str]:
     return sources
 
 
-def _context_files(context: Path, source: str) -> Iterator[Path]:
+def _context_files(context: Path, dockerfile: Path, source: str) -> Iterator[Path]:
     matches = (
         sorted(context.glob(source.lstrip("/")))
         if source not in (".", "./")
         else [context]
     )
     if not matches:
-        raise DockerfileError(f"COPY source {source!r} matches nothing under {context}")
+        raise DockerfileError(
+            f"COPY source {source!r} in {dockerfile} matches nothing under the build "
+            f"context {context}; sources must be relative to that folder"
+        )
     for match in matches:
         if not match.resolve().is_relative_to(context.resolve()):
-            raise DockerfileError(f"COPY source {source!r} is outside {context}")
+            raise DockerfileError(
+                f"COPY source {source!r} in {dockerfile} is outside the build context "
+                f"{context}"
+            )
         candidates = [match] if match.is_file() else sorted(match.rglob("*"))
         for path in candidates:
             if not path.is_file():
@@ -94,7 +100,7 @@ def content_tag(context: Path, dockerfile: Path) -> str:
     digest = hashlib.sha256()
     files: set[Path] = {dockerfile}
     for source in copy_sources(dockerfile):
-        files.update(_context_files(context, source))
+        files.update(_context_files(context, dockerfile, source))
     for path in sorted(files):
         digest.update(str(path.relative_to(context)).encode())
         digest.update(b"\0")

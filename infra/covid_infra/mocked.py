@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,13 +78,6 @@ class Recording:
             and "kind" in r.inputs
         ]
 
-    def ancestors(self, urn: str) -> Iterator[Registration]:
-        index = self.by_urn()
-        parent = index[urn].parent
-        while parent in index:
-            yield index[parent]
-            parent = index[parent].parent
-
     def all_dependencies(self, urn: str) -> set[str]:
         """URNs `urn` waits for, directly or through the resources it waits for."""
         index = self.by_urn()
@@ -114,14 +106,15 @@ class Recording:
 
 
 def stack_config(stack: str) -> dict[str, str]:
-    """Read Pulumi.<stack>.yaml's config as the runtime holds it."""
+    """Read Pulumi.<stack>.yaml's config in the form the runtime stores it."""
     path = REPO_ROOT / f"Pulumi.{stack}.yaml"
     document = yaml.safe_load(path.read_text()) or {}
     config = {}
     for key, value in (document.get("config") or {}).items():
         if isinstance(value, dict) and "secure" in value:
             raise ValueError(
-                f"{path} holds an encrypted value for {key}; tests cannot read it"
+                f"{path} contains an encrypted value for {key}, which the mocks cannot "
+                "decrypt; pass test secrets with --secret instead"
             )
         config[key] = value if isinstance(value, str) else json.dumps(value)
     return config
@@ -157,7 +150,7 @@ def _run_in_process(
     from pulumi.runtime import mocks, rpc
 
     registrations: list[Registration] = []
-    # (type, name) -> outputs the resource's SDK asks the engine to keep secret.
+    # (type, name) -> outputs that the resource's SDK requests be kept secret.
     # The mock monitor ignores that request, so the mocks apply it themselves,
     # as the engine would.
     secret_outputs: dict[tuple[str, str], list[str]] = {}

@@ -1,8 +1,8 @@
 """What Prometheus and Grafana read on the cluster: monitors, rules, dashboards.
 
-The dashboards and alert rules are the same code the local stack checks
-(`observability.dashboards`, `observability.rules`); this module only wraps them
-in the objects the Prometheus Operator and the Grafana sidecar pick up.
+The dashboards and alert rules come from the same code the local stack checks
+(`observability.dashboards`, `observability.rules`). This module only wraps them
+in the objects that the Prometheus Operator and the Grafana sidecar pick up.
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ def linkerd_proxy_pod_monitor_spec() -> dict:
                 "port": LINKERD_ADMIN_PORT_NAME,
                 "path": "/metrics",
                 "interval": SCRAPE_INTERVAL,
-                # The proxy does not label its metrics with its workload; the
-                # dashboards group by `deployment`, copied from the pod label the
-                # proxy injector sets, as Linkerd's own scrape configuration does.
+                # The proxy does not label its metrics with its workload. The
+                # dashboards group by `deployment`, so it is copied from the pod
+                # label that the proxy injector sets, as Linkerd's own scrape
+                # configuration does.
                 "relabelings": [
                     {
                         "sourceLabels": [

@@ -27,7 +27,7 @@ _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class ClusterKind(StrEnum):
-    """Where the stack runs: a kind cluster it creates, or a cluster that exists."""
+    """Target of the stack: a kind cluster it creates, or an existing cluster."""
 
     KIND = "kind"
     EXISTING = "existing"

@@ -26,7 +26,7 @@ from covid_infra.objects import (
 )
 
 APP_UID = 10001
-# Where gunicorn's workers share prometheus-client metric files.
+# Folder in which gunicorn's workers share prometheus-client metric files.
 MULTIPROC_DIR = "/var/run/prometheus-multiproc"
 GUNICORN_WORKERS = "2"
 GUNICORN_THREADS = "4"
@@ -51,7 +51,7 @@ class SecretRef:
 
 @dataclass(frozen=True)
 class AppContext:
-    """What every unit of the application shares."""
+    """Settings and dependencies shared by every unit of the application."""
 
     namespace: str
     replicas: int
@@ -122,7 +122,7 @@ def _probes(service: names.Service) -> dict[str, k8s.core.v1.ProbeArgs]:
         failure_threshold=3,
     )
     if service.grpc_port is not None:
-        # The gRPC server's standard health service says whether it serves.
+        # The gRPC server's standard health service reports whether it is serving.
         readiness = k8s.core.v1.ProbeArgs(
             grpc=k8s.core.v1.GRPCActionArgs(port=service.grpc_port),
             period_seconds=5,
