@@ -17,10 +17,11 @@ $(VENV)/.installed: requirements.txt local/bootstrap.sh
 # Run the whole pipeline on this machine under Locust for DURATION seconds (default
 # 60) with USERS users (default 20); TRAFFIC_FILE replays a JSON array of records.
 # The summary goes to build/local-run.json.
+LOCAL_RUN_ARGS = $(if $(DURATION),--duration $(DURATION))
+LOCAL_RUN_ARGS += $(if $(USERS),--users $(USERS))
+LOCAL_RUN_ARGS += $(if $(TRAFFIC_FILE),--traffic-file $(TRAFFIC_FILE))
 local: deps
-	$(PY) -m local run $(if $(DURATION),--duration $(DURATION)) \
-		$(if $(USERS),--users $(USERS)) \
-		$(if $(TRAFFIC_FILE),--traffic-file $(TRAFFIC_FILE))
+	$(PY) -m local run $(strip $(LOCAL_RUN_ARGS))
 
 # Start the stack and leave it running; `make local-down` stops it.
 local-up: deps

@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from covid_common import names
+
 from local import run as run_command
 from local.config import (
     DEFAULT_PORTS,
@@ -109,9 +111,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _print_urls(stack: LocalStack) -> None:
-    for name, url in stack.describe()["urls"].items():
-        print(f"  {name:<12} {url}")
+def _print_urls(urls: dict[str, str]) -> None:
+    # The two URLs a user opens first get their purpose next to the name.
+    purposes = {
+        "ingress": f"POST {names.CASES_ROUTE} here",
+        names.LIVE.name: "live page",
+    }
+    for name, url in urls.items():
+        purpose = f"  ({purposes[name]})" if name in purposes else ""
+        print(f"  {name:<12} {url}{purpose}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             stack.start(timeout_s=args.timeout)
             print("The local stack is up:")
-            _print_urls(stack)
+            _print_urls(stack.describe()["urls"])
             print("Stop it with `make local-down` (python -m local down).")
             return 0
         if args.command == "down":
@@ -153,10 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         for state in stack.status():
             print(f"  {state.name:<12} {state.state:<9} {state.description}")
         # The running stack's ports may differ from this shell's settings.
-        urls = json.loads(stack.paths.stack_file.read_text())["urls"]
         print("URLs:")
-        for name, url in urls.items():
-            print(f"  {name:<12} {url}")
+        _print_urls(json.loads(stack.paths.stack_file.read_text())["urls"])
         return 0
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
