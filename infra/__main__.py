@@ -19,6 +19,6 @@ from covid_infra.settings import load_settings  # noqa: E402
 outputs = build(load_settings(), load_credentials(), REPO_ROOT)
 
 pulumi.export("ingressUrl", outputs.ingress_url)
-pulumi.export("liveUrl", f"{outputs.ingress_url}/live")
+pulumi.export("liveUrl", f"{outputs.ingress_url}/live/")
 pulumi.export("grafanaUrl", outputs.grafana_url)
 pulumi.export("imageRefs", outputs.image_refs)

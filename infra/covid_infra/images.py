@@ -151,7 +151,7 @@ class Images(pulumi.ComponentResource):
         build = docker.DockerBuildArgs(
             context=os.path.relpath(args.repo_root),
             dockerfile=os.path.relpath(dockerfile),
-            platform="linux/amd64",
+            platform=settings.image_platform,
         )
 
         if settings.cluster_kind is ClusterKind.KIND:

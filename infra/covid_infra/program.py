@@ -188,10 +188,11 @@ def build(
             host=settings.ingress_host,
             ingress_class=INGRESS_CLASS,
             routes=(
-                Route("/", router.service_name),
-                Route(LIVE_ROUTE, live_page.service_name),
+                Route("/", names.ROUTER.name),
+                Route(LIVE_ROUTE, names.LIVE.name, rewrite="/"),
             ),
             controller=ingress_controller.release,
+            # The backends' Services exist before the Ingress points at them.
             depends_on=(namespaces.app, router, live_page),
         ),
         k8s_opts,

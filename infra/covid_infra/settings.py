@@ -62,6 +62,9 @@ class Settings:
     registry_username: str | None
     kubeconfig: str | None
     kube_context: str | None
+    # Platform the images are built for, e.g. "linux/amd64"; None builds for the
+    # local Docker engine's own platform, which is also the kind node's.
+    image_platform: str | None
     # Storage class of the MongoDB and Redis volumes; None uses the cluster default.
     storage_class: str | None
     # True when covid:mongoUrl (a secret) points at a MongoDB outside the cluster,
@@ -154,6 +157,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         registry_username=config.get("registryUsername"),
         kubeconfig=config.get("kubeconfig"),
         kube_context=config.get("kubeContext"),
+        image_platform=config.get("imagePlatform"),
         storage_class=config.get("storageClass"),
         external_mongo=config.get_secret("mongoUrl") is not None,
     )

@@ -156,6 +156,13 @@ def test_kind_images_stay_local(kind_recording):
     for image in kind_recording.of_type(DOCKER_IMAGE):
         assert image.inputs["skipPush"] is True
         assert "/" not in image.inputs["imageName"]
+        # Built for the local engine's platform, which the kind node shares.
+        assert "platform" not in image.inputs["build"]
+
+
+def test_existing_images_use_configured_platform(existing_recording):
+    for image in existing_recording.of_type(DOCKER_IMAGE):
+        assert image.inputs["build"]["platform"] == "linux/amd64"
 
 
 def test_image_build_paths_are_relative(recording):

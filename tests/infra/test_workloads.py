@@ -196,9 +196,14 @@ def test_ingress_routes(recording):
         path["path"]: path["backend"]["service"]["name"]
         for path in rule["http"]["paths"]
     }
-    assert routes == {"/": names.ROUTER.name, "/live": names.LIVE.name}
+    assert routes == {"/": names.ROUTER.name, "/live/": names.LIVE.name}
     for path in rule["http"]["paths"]:
         assert path["backend"]["service"]["port"] == {"name": "http"}
+    # The live page is served from its own root, so only its prefix is removed.
+    annotations = manifest(recording.named(INGRESS, "covid-ingest"))["metadata"][
+        "annotations"
+    ]
+    assert annotations == {"nginx.org/rewrites": "serviceName=live rewrite=/"}
 
 
 def test_service_monitor_per_service(recording):

@@ -13,7 +13,23 @@ from covid_infra.objects import labels
 @dataclass(frozen=True)
 class Route:
     path: str
-    service: pulumi.Input[str]
+    service: str
+    # Path the backend receives in place of `path`; None passes the path through.
+    rewrite: str | None = None
+
+
+def rewrites_annotation(routes: tuple[Route, ...]) -> dict[str, str]:
+    """Build the F5 NGINX Ingress Controller's annotation for path rewrites.
+
+    Its syntax is "serviceName=<service> rewrite=<path>", one entry per service,
+    separated by semicolons.
+    """
+    entries = [
+        f"serviceName={route.service} rewrite={route.rewrite}"
+        for route in routes
+        if route.rewrite is not None
+    ]
+    return {"nginx.org/rewrites": ";".join(entries)} if entries else {}
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,10 @@ class PublicIngress(pulumi.ComponentResource):
         self.ingress = k8s.networking.v1.Ingress(
             name,
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=name, namespace=args.namespace, labels=labels(name, "ingress")
+                name=name,
+                namespace=args.namespace,
+                labels=labels(name, "ingress"),
+                annotations=rewrites_annotation(args.routes) or None,
             ),
             spec=k8s.networking.v1.IngressSpecArgs(
                 ingress_class_name=args.ingress_class,

@@ -1,4 +1,4 @@
-"""The live page: a web page of the real-time views, served under /live."""
+"""The live page: a web page of the real-time views, served under /live/."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from covid_infra.apps.workload import (
     service_url,
 )
 
-LIVE_ROUTE = "/live"
+# The page is served under /live/ with the prefix removed, which works because it
+# uses relative URLs only. NGINX answers /live with a redirect to /live/, its rule
+# for proxied prefix locations that end in a slash.
+LIVE_ROUTE = "/live/"
 
 
 @dataclass(frozen=True)
