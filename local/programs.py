@@ -271,10 +271,14 @@ def redis_conf(config: StackConfig) -> str:
             "daemonize no",
             'logfile ""',
             f"dir {paths.redis_dir}",
-            # Snapshots keep the views across `down` and `up` like the MongoDB
-            # data; `run` empties both before it starts the load.
+            # The views and the stream of streams mode must outlive a restart
+            # of redis-server. The append-only file is flushed to disk once a
+            # second, and on a clean shutdown (SIGTERM) redis-server writes it
+            # completely, so only a crash of the host loses up to a second.
+            # `run` empties the stores before it starts the load.
+            "appendonly yes",
+            "appendfsync everysec",
             "save 60 1",
-            "appendonly no",
             "",
         ]
     )

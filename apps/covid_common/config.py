@@ -26,6 +26,9 @@ DEFAULT_ROUTE_WEIGHTS = "grpc=50,redis=50"
 # rather than as a router timeout.
 DEFAULT_DOWNSTREAM_TIMEOUT_S = 5.0
 DEFAULT_GRPC_DEADLINE_S = 3.0
+# Long enough that a live consumer finishes a batch of 100 records first, even
+# while MongoDB is slow; a shorter time only makes redelivery more frequent.
+DEFAULT_STREAM_CLAIM_IDLE_S = 30.0
 
 _Number = TypeVar("_Number", int, float)
 
@@ -175,7 +178,7 @@ class RedisSubConfig(BaseConfig):
     # Seconds between connection checks that refresh the heartbeat gauge.
     heartbeat_interval_s: float = 2.0
     # Streams mode: pending entries idle this long are claimed from dead consumers.
-    claim_min_idle_s: float = 30.0
+    claim_min_idle_s: float = DEFAULT_STREAM_CLAIM_IDLE_S
 
 
 def parse_route_weights(text: str) -> dict[str, int]:
@@ -285,6 +288,9 @@ def load_redis_sub_config(environ: Mapping[str, str] | None = None) -> RedisSubC
         **_base(env, names.REDIS_SUB),
         storage=_storage(env),
         redis_mode=env.choice(names.Env.REDIS_MODE, "pubsub", REDIS_MODES),
+        claim_min_idle_s=env.number(
+            names.Env.STREAM_CLAIM_IDLE_S, DEFAULT_STREAM_CLAIM_IDLE_S, 0.1, 3600.0
+        ),
     )
 
 

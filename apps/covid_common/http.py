@@ -10,13 +10,14 @@ Error bodies: {"error": "<code>", "message": "<sentence>"} plus "fields"
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 
 import orjson
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from covid_common import metrics, names
 from covid_common.record import ValidationError
@@ -75,22 +76,39 @@ def error_response(
 
 
 def read_json_object() -> dict:
-    """Return the request body as a dict: 415 unless JSON, 413 if too large, 400 if
-    it does not parse or is not an object."""
+    """Return the request body as a dict, or raise ApiError naming the problem.
+
+    415 unless the body is JSON, 413 over the app's size limit, 400 when it is
+    not valid UTF-8 JSON, is not an object, nests deeper than orjson's limit of
+    1024 levels or repeats a key. Every error names the bad part in "fields".
+    """
     if request.mimetype != JSON_MIMETYPE:
         raise ApiError(
             415,
             "unsupported_media_type",
             f"Content-Type must be {JSON_MIMETYPE}, got {request.mimetype or 'none'}.",
+            {"Content-Type": f"must be {JSON_MIMETYPE}"},
         )
     # get_data raises RequestEntityTooLarge past MAX_CONTENT_LENGTH, chunked
     # bodies included.
-    body = request.get_data(cache=False)
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        limit = request.max_content_length
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"The body is larger than the limit of {limit} bytes.",
+            {"body": f"must be at most {limit} bytes"},
+        ) from None
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise ApiError(
-            400, "invalid_json", f"Request body is not valid JSON: {error}."
+            400,
+            "invalid_json",
+            f"Request body is not valid JSON: {error}.",
+            {"body": f"is not valid JSON: {error}"},
         ) from None
     if not isinstance(data, dict):
         raise ApiError(
@@ -99,7 +117,51 @@ def read_json_object() -> dict:
             "Request body must be a JSON object.",
             {"body": "must be a JSON object"},
         )
+    _reject_duplicate_keys(body)
     return data
+
+
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_object(pairs: list[tuple[str, object]]) -> dict:
+    result: dict = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
+def _reject_duplicate_keys(body: bytes) -> None:
+    """Raise a 400 ApiError when any object in the body repeats a key.
+
+    orjson keeps the last of repeated keys without telling, so a body such as
+    {"age": 5, "age": 500} would be read as one of its two meanings. The
+    standard json parser reports the pairs in order, which finds repeats. The
+    body already parsed with orjson, so it is valid UTF-8 JSON here.
+    """
+    try:
+        json.loads(body, object_pairs_hook=_unique_object)
+    except _DuplicateKeyError as error:
+        raise ApiError(
+            400,
+            "invalid_json",
+            f"Request body repeats the key {error.key!r}.",
+            {error.key: "is given more than once"},
+        ) from None
+    except RecursionError:
+        # Python's parser stops at its recursion limit (about 1000 levels),
+        # a little below orjson's.
+        raise ApiError(
+            400,
+            "invalid_json",
+            "Request body nests too deeply.",
+            {"body": "nests too deeply"},
+        ) from None
 
 
 def validation_error(error: ValidationError) -> ApiError:

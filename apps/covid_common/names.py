@@ -109,6 +109,9 @@ class Env:
 
     # Redis path
     REDIS_MODE = "REDIS_MODE"  # "pubsub" or "streams"
+    # Streams mode: seconds a read entry stays unacknowledged before another
+    # consumer claims it (a consumer that died leaves its entries pending).
+    STREAM_CLAIM_IDLE_S = "STREAM_CLAIM_IDLE_S"
 
 
 MONGO_DB_DEFAULT = "covid"

@@ -22,8 +22,15 @@ from covid_common.config import (
 from covid_common.logs import setup_logging
 from covid_common.probes import ProbeServer
 from covid_common.storage import Storage
+from pymongo.errors import PyMongoError
 
-from redis_sub.consumer import PubSubConsumer, StreamConsumer
+from redis_sub.consumer import (
+    RECONNECT_BASE_S,
+    RECONNECT_MAX_S,
+    Backoff,
+    PubSubConsumer,
+    StreamConsumer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +63,34 @@ def run(config: RedisSubConfig, stop: threading.Event) -> None:
     probes = ProbeServer(names.REDIS_SUB, config.http_port, check_ready)
     probes.start()
     try:
+        # /healthz answers meanwhile; /readyz fails until the consumer reads.
+        _ensure_indexes(storage, stop)
         consumer.run(stop)
     finally:
         probes.stop()
         storage.close()
     logger.info("redis-sub stopped")
+
+
+def _ensure_indexes(storage: Storage, stop: threading.Event) -> None:
+    """Create the unique record_id index before consuming, retrying until it exists.
+
+    Without the index two deliveries of one record could both insert a
+    document, so the consumer never starts before it is there.
+    """
+    backoff = Backoff(RECONNECT_BASE_S, RECONNECT_MAX_S)
+    while not stop.is_set():
+        try:
+            storage.ensure_indexes()
+            return
+        except PyMongoError as error:
+            pause = backoff.next_pause()
+            logger.warning(
+                "could not create the record_id index (%r); retrying in %.2f s",
+                error,
+                pause,
+            )
+            stop.wait(pause)
 
 
 def main() -> int:

@@ -30,6 +30,7 @@ from flask import Flask, Response, g
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from router.forward import DownstreamError, Forwarder, PathPicker
+from router.openapi import OPENAPI_ROUTE, build_spec
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,11 @@ def create_app(config: RouterConfig, rng: random.Random | None = None) -> Flask:
     picker = PathPicker(config.route_weights, rng)
     forwarder = Forwarder(config.path_urls, config.downstream_timeout_s)
     app = create_base_app(names.ROUTER, forwarder.check_ready, MAX_BODY_BYTES)
+    spec = build_spec(MAX_BODY_BYTES)
+
+    @app.get(OPENAPI_ROUTE)
+    def openapi() -> Response:
+        return json_response(spec)
 
     @app.post(names.CASES_ROUTE)
     def post_case() -> Response:
