@@ -62,14 +62,24 @@ def _add_arguments(parser) -> None:
     )
 
 
+# Exit status for invalid options. Locust itself exits with 1 when requests
+# failed, so a different status lets callers tell the two apart.
+USAGE_ERROR_STATUS = 2
+
+
+def _exit_with_error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(USAGE_ERROR_STATUS)
+
+
 def _parse_wait(text: str) -> tuple[float, float]:
     try:
         low, high = (float(part) for part in text.split(","))
     except ValueError:
         low, high = -1.0, -1.0
     if not 0 <= low <= high:
-        sys.exit(
-            f"error: --wait (LOAD_WAIT_S): invalid value {text!r}: expected MIN,MAX "
+        _exit_with_error(
+            f"--wait (LOAD_WAIT_S): invalid value {text!r}: expected MIN,MAX "
             "seconds with 0 <= MIN <= MAX"
         )
     return low, high
@@ -85,7 +95,7 @@ def _on_init(environment, **_kwargs) -> None:
         try:
             _traffic = load_traffic(Path(options.traffic_file))
         except TrafficFileError as error:
-            sys.exit(f"error: {error}")
+            _exit_with_error(str(error))
     if options.responses_file:
         path = Path(options.responses_file)
         path.parent.mkdir(parents=True, exist_ok=True)

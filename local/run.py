@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from load.check_stats import StatsFileError, Totals, load_stats, totals
+from load.records import TrafficFileError, load_traffic
 from local.config import APPS_DIR, REPO_ROOT
+from local.health import log_tail
 from local.prometheus import SCRAPE_INTERVAL_S
 from local.stack import LocalStack
 from local.summary import Stores, build_summary, format_summary, read_responses
@@ -53,12 +55,24 @@ class Terminated(Exception):
     """SIGTERM arrived; handled like Ctrl-C."""
 
 
+class RunError(RuntimeError):
+    """The load run itself failed, so there is no summary to judge."""
+
+
 def _raise_terminated(signum: int, _frame: object) -> None:
     raise Terminated(signal.Signals(signum).name)
 
 
 def run(stack: LocalStack, options: RunOptions) -> int:
     """Run the load test and return the exit status."""
+    if options.traffic_file:
+        # Checked before the stack starts, so a bad file costs no start-up.
+        try:
+            load_traffic(options.traffic_file)
+        except TrafficFileError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+
     previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
     locust: subprocess.Popen | None = None
     try:
@@ -66,7 +80,7 @@ def run(stack: LocalStack, options: RunOptions) -> int:
             stack.start(reset_data=True, timeout_s=options.start_timeout_s)
             started = time.time()
             locust = _start_locust(stack, options)
-            _wait_for_locust(locust, options)
+            _wait_for_locust(locust, options, stack.paths.locust_dir / "locust.log")
             summary = _summarize(stack, options, window_s=time.time() - started)
         finally:
             # A second Ctrl-C must not cut the clean-up short and leave
@@ -78,6 +92,9 @@ def run(stack: LocalStack, options: RunOptions) -> int:
     except (KeyboardInterrupt, Terminated):
         log.warning("interrupted: the local stack is stopped, no summary written")
         return INTERRUPTED_STATUS
+    except RunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, previous_term)
@@ -149,18 +166,23 @@ def _start_locust(stack: LocalStack, options: RunOptions) -> subprocess.Popen:
         )
 
 
-def _wait_for_locust(locust: subprocess.Popen, options: RunOptions) -> None:
+def _wait_for_locust(
+    locust: subprocess.Popen, options: RunOptions, log_path: Path
+) -> None:
+    """Wait for Locust to finish; raise RunError if it timed out or crashed."""
     # Locust stops by itself after the run time; the margin covers its start-up,
     # the stop timeout and writing the statistics.
     limit_s = options.duration_s + LOCUST_STOP_TIMEOUT_S + 60
     try:
         status = locust.wait(timeout=limit_s)
     except subprocess.TimeoutExpired:
-        log.error("Locust did not stop within %d s; stopping it", limit_s)
-        return
-    # Locust exits with 1 when any request failed; the summary judges the run.
+        raise RunError(f"Locust did not stop within {limit_s} s") from None
+    # Locust exits with 1 when any request failed; the summary judges that.
     if status not in (0, 1):
-        log.error("Locust exited with status %d; see its log", status)
+        raise RunError(
+            f"Locust exited with status {status}; last lines of {log_path}:\n"
+            + log_tail(log_path)
+        )
 
 
 def _stop_locust(locust: subprocess.Popen | None) -> None:

@@ -67,7 +67,8 @@ class LocalStack:
     def start(self, reset_data: bool = False, timeout_s: float = 120) -> None:
         """Start every program stage by stage and wait until all are healthy.
 
-        With `reset_data`, the stack starts with no records. It drops the
+        With `reset_data`, the stack starts with no records and no Prometheus
+        history. It drops the
         database of its own SecantusDB, or writes to a new database when
         MONGO_URL names an external server. It also deletes the services' Redis
         keys. Both happen after the stores are up and before any service creates
@@ -93,6 +94,9 @@ class LocalStack:
 
         programs = self.programs
         self._prepare(programs)
+        if reset_data:
+            # Old series would mix into queries about this run's metrics.
+            shutil.rmtree(self.paths.prometheus_dir / "data", ignore_errors=True)
         self._process = self.supervisor.launch()
         deadline = time.monotonic() + timeout_s
         try:

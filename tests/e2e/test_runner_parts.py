@@ -221,7 +221,7 @@ def test_locust_stops_on_bad_traffic_file(tmp_path):
         env=runner_environment(),
         timeout=60,
     )
-    assert result.returncode != 0
+    assert result.returncode == 2, result.stderr
     assert f"traffic file {path}: expected a JSON array" in result.stderr
 
 
