@@ -113,10 +113,7 @@ def _positive_int(text: str) -> int:
 
 def _print_urls(urls: dict[str, str]) -> None:
     # The two URLs a user opens first get their purpose next to the name.
-    purposes = {
-        "ingress": f"POST {names.CASES_ROUTE} here",
-        names.LIVE.name: "live page",
-    }
+    purposes = {"ingress": f"POST {names.CASES_ROUTE} here"}
     for name, url in urls.items():
         purpose = f"  ({purposes[name]})" if name in purposes else ""
         print(f"  {name:<12} {url}{purpose}")

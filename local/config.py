@@ -56,6 +56,7 @@ PASSTHROUGH_ENV = (
     names.Env.DOWNSTREAM_TIMEOUT_S,
     names.Env.GRPC_DEADLINE_S,
     names.Env.REDIS_MODE,
+    names.Env.STREAM_CLAIM_IDLE_S,
 )
 
 log = logging.getLogger(__name__)

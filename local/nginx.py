@@ -11,6 +11,8 @@ from pathlib import Path
 
 # nginx's own status page, used as its health check.
 STATUS_ROUTE = "/nginx_status"
+# Path prefix of the live page on the ingress, the same as in the cluster.
+LIVE_PREFIX = "/live"
 
 # The router rejects bodies over 16 KiB with a JSON 413 that names the limit.
 # nginx lets a little more through, so clients see the router's message, and
@@ -77,7 +79,7 @@ http {{
             # A POST is not idempotent: never resend it to the router.
             proxy_next_upstream off;
         }}
-
+{live_locations}
         location = {status_route} {{
             stub_status;
             default_type text/plain;
@@ -101,9 +103,12 @@ def _error_locations() -> str:
     """Return one internal location per error status that nginx returns as JSON."""
     errors = {
         413: ("payload_too_large", f"The body is larger than {MAX_BODY_KIB} KiB."),
-        502: ("bad_gateway", "The router is not reachable."),
-        503: ("unavailable", "The router is unavailable."),
-        504: ("timeout", f"The router did not answer within {READ_TIMEOUT_S} s."),
+        502: ("bad_gateway", "The service behind the ingress is not reachable."),
+        503: ("unavailable", "The service behind the ingress is unavailable."),
+        504: (
+            "timeout",
+            f"The service behind the ingress timed out after {READ_TIMEOUT_S} s.",
+        ),
     }
     blocks = []
     for status, (code, message) in errors.items():
@@ -117,9 +122,39 @@ def _error_locations() -> str:
     return "\n".join(blocks)
 
 
-def render(listen_port: int, router_port: int, state_dir: Path) -> str:
-    """Return nginx.conf for an ingress on 127.0.0.1:listen_port."""
+def _live_locations(live_port: int | None) -> str:
+    """Return the locations that serve the live page under LIVE_PREFIX, if it runs."""
+    if live_port is None:
+        return ""
+    # The trailing slash of proxy_pass strips the prefix, and the live service
+    # builds its relative URLs from X-Forwarded-Prefix, as behind the cluster's
+    # ingress.
+    return f"""
+        location = {LIVE_PREFIX} {{
+            return 301 {LIVE_PREFIX}/;
+        }}
+        location {LIVE_PREFIX}/ {{
+            proxy_pass http://127.0.0.1:{live_port}/;
+            proxy_http_version 1.1;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-Prefix {LIVE_PREFIX};
+            proxy_set_header X-Request-ID $request_id;
+            proxy_connect_timeout {CONNECT_TIMEOUT_S}s;
+            proxy_read_timeout {READ_TIMEOUT_S}s;
+        }}
+"""
+
+
+def render(
+    listen_port: int, router_port: int, state_dir: Path, live_port: int | None = None
+) -> str:
+    """Return nginx.conf for an ingress on 127.0.0.1:listen_port.
+
+    Every path goes to the router, except LIVE_PREFIX, which goes to the live
+    page when `live_port` is given.
+    """
     return _TEMPLATE.format(
+        live_locations=_live_locations(live_port),
         nginx_dir=state_dir / "nginx",
         logs=state_dir / "logs",
         listen_port=listen_port,

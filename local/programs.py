@@ -302,6 +302,11 @@ def write_files(config: StackConfig) -> None:
             listen_port=config.ports[INGRESS],
             router_port=config.ports[names.ROUTER.name],
             state_dir=paths.root,
+            live_port=(
+                config.ports[names.LIVE.name]
+                if config.service(names.LIVE.name)
+                else None
+            ),
         )
     )
     targets = {

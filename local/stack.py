@@ -23,8 +23,10 @@ from dataclasses import dataclass
 
 import pymongo
 import redis
+from covid_common import names
 from covid_common.logs import redact_url
 
+from local import nginx
 from local import supervisor as supervisor_conf
 from local.config import StackConfig, busy_ports
 from local.health import StackError, wait_healthy
@@ -140,6 +142,8 @@ class LocalStack:
             "mongo": redact_url(self.config.mongo_url),
             "redis": redact_url(self.config.redis_url),
         }
+        if self.config.service(names.LIVE.name):
+            urls["live page"] = self.config.ingress_url + nginx.LIVE_PREFIX + "/"
         for service in self.config.services:
             urls[service.name] = self.config.service_url(service)
         return {
@@ -193,7 +197,7 @@ class LocalStack:
         self._reap()
 
         # supervisord stops each program's process group, so this finds only
-        # processes that left their group or ignored SIGKILL's wait.
+        # processes that left their group.
         leftover = wait_gone(processes, 5)
         if leftover:
             log.error(

@@ -181,3 +181,21 @@ def test_redis_latest_lists_newest_records(sent, redis_client):
 
 def _assert_equal(actual: object, expected: object) -> None:
     assert actual == expected, f"{actual!r} != {expected!r}"
+
+
+def test_live_page_served_under_prefix(local_stack: LocalStack, sent):
+    if local_stack.config.service(names.LIVE.name) is None:
+        pytest.skip("the live service is not installed")
+    http = urllib3.PoolManager()
+    base = local_stack.config.ingress_url + "/live/"
+
+    page = http.request("GET", base, timeout=10)
+    assert page.status == 200
+    assert b'<base href="/live/">' in page.data
+
+    def check() -> None:
+        response = http.request("GET", base + "api/summary", timeout=10)
+        assert response.status == 200, response.data
+        assert json.loads(response.data)["total"] == RECORD_COUNT
+
+    eventually(check, f"the live page's summary to count {RECORD_COUNT} records")
