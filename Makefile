@@ -64,3 +64,10 @@ cluster-up: deps
 cluster-down:
 	@command -v pulumi >/dev/null || { echo "make cluster-down: pulumi is not on PATH" >&2; exit 1; }
 	pulumi destroy --stack $(STACK) --yes
+
+# Load local stacks (one per Redis mode) while killing redis-sub and grpc-server,
+# restarting redis-server and freezing SecantusDB, one fault at a time; prints
+# sent, accepted, failed, stored and lost records per path and writes
+# build/faults.json. FAULT_ARGS passes options, e.g. FAULT_ARGS="--modes streams".
+faults: deps
+	$(PY) -m local.faults $(FAULT_ARGS)
