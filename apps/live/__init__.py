@@ -1,0 +1,1 @@
+"""The live web page of the stored cases and its JSON API."""
