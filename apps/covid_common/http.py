@@ -82,6 +82,19 @@ def read_json_object() -> dict:
     not valid UTF-8 JSON, is not an object, nests deeper than orjson's limit of
     1024 levels or repeats a key. Every error names the bad part in "fields".
     """
+    data = read_json()
+    if not isinstance(data, dict):
+        raise ApiError(
+            400,
+            "invalid_json",
+            "Request body must be a JSON object.",
+            {"body": "must be a JSON object"},
+        )
+    return data
+
+
+def read_json() -> object:
+    """Return the request body parsed as any JSON value; errors as read_json_object."""
     if request.mimetype != JSON_MIMETYPE:
         raise ApiError(
             415,
@@ -89,18 +102,17 @@ def read_json_object() -> dict:
             f"Content-Type must be {JSON_MIMETYPE}, got {request.mimetype or 'none'}.",
             {"Content-Type": f"must be {JSON_MIMETYPE}"},
         )
-    # get_data raises RequestEntityTooLarge past MAX_CONTENT_LENGTH, chunked
-    # bodies included.
+    limit = request.max_content_length
+    # get_data raises RequestEntityTooLarge when Content-Length is over the
+    # limit. A chunked body has no Content-Length, and werkzeug 3 stops reading
+    # it at the limit without an error, so a body that fills the limit is
+    # treated as too large rather than parsed cut short.
     try:
         body = request.get_data(cache=False)
     except RequestEntityTooLarge:
-        limit = request.max_content_length
-        raise ApiError(
-            413,
-            "payload_too_large",
-            f"The body is larger than the limit of {limit} bytes.",
-            {"body": f"must be at most {limit} bytes"},
-        ) from None
+        raise _too_large(limit) from None
+    if limit is not None and request.content_length is None and len(body) >= limit:
+        raise _too_large(limit)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -110,15 +122,17 @@ def read_json_object() -> dict:
             f"Request body is not valid JSON: {error}.",
             {"body": f"is not valid JSON: {error}"},
         ) from None
-    if not isinstance(data, dict):
-        raise ApiError(
-            400,
-            "invalid_json",
-            "Request body must be a JSON object.",
-            {"body": "must be a JSON object"},
-        )
     _reject_duplicate_keys(body)
     return data
+
+
+def _too_large(limit: int | None) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"The body is larger than the limit of {limit} bytes.",
+        {"body": f"must be at most {limit} bytes"},
+    )
 
 
 class _DuplicateKeyError(ValueError):

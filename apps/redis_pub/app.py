@@ -8,6 +8,12 @@ record; 503 {"error": "no_subscriber"} when a PUBLISH reached no subscriber
 {"error": "redis_unavailable"} when Redis fails. Pub/sub cannot tell a
 duplicate record_id, so a resent record also gets 201 (storage still counts it
 once).
+
+POST /cases/batch takes {"records": [...]} (1 to MAX_BATCH_RECORDS records, all
+valid, or 422 naming each bad field). In "pubsub" mode the whole batch is one
+message, a JSON array; in "streams" mode each record is its own entry, added in
+one pipeline. Replies 201 {"published": n, "record_ids": [...]}, and 503 as
+above.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from covid_common.http import (
 )
 from covid_common.perprocess import PerProcess
 from covid_common.record import CaseRecord, ValidationError, parse_record
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
@@ -35,6 +41,8 @@ from redis.retry import Retry
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
+MAX_BATCH_RECORDS = 500
+MAX_BATCH_BODY_BYTES = MAX_BATCH_RECORDS * 1024
 STREAM_FIELD = "record"
 # Approximate cap of the stream in streams mode, so acknowledged entries do not
 # pile up forever.
@@ -75,6 +83,22 @@ class Publisher:
             return 1
         return client.publish(names.RedisKeys.CHANNEL, payload)
 
+    def publish_many(self, records: list[CaseRecord]) -> int:
+        """Send the records; return the receivers (pubsub) or the entries (streams)."""
+        client = self._client.get()
+        if self._mode == "streams":
+            pipeline = client.pipeline(transaction=False)
+            for record in records:
+                pipeline.xadd(
+                    names.RedisKeys.STREAM,
+                    {STREAM_FIELD: orjson.dumps(record.to_dict())},
+                    maxlen=STREAM_MAX_LEN,
+                    approximate=True,
+                )
+            return len(pipeline.execute())
+        payload = orjson.dumps([record.to_dict() for record in records])
+        return client.publish(names.RedisKeys.CHANNEL, payload)
+
     def check_ready(self) -> dict[str, str]:
         try:
             self._client.get().ping()
@@ -87,10 +111,12 @@ def create_app(config: RedisPubConfig) -> Flask:
     """Build the redis-pub app; the Redis client opens on first use per process."""
     log_config(logger, config)
     publisher = Publisher(config.redis_url, config.redis_mode)
-    app = create_base_app(names.REDIS_PUB, publisher.check_ready, MAX_BODY_BYTES)
+    app = create_base_app(names.REDIS_PUB, publisher.check_ready, MAX_BATCH_BODY_BYTES)
 
     @app.post(names.CASES_ROUTE)
     def post_case() -> Response:
+        # The app-wide limit fits a batch; one record gets the smaller limit.
+        request.max_content_length = MAX_BODY_BYTES
         try:
             record = parse_record(read_json_object())
         except ValidationError as error:
@@ -108,12 +134,64 @@ def create_app(config: RedisPubConfig) -> Flask:
         if receivers == 0:
             metrics.REDIS_PUBLISH_UNHEARD.inc()
             logger.warning("no subscriber heard record_id=%s", record.record_id)
-            raise ApiError(
-                503,
-                "no_subscriber",
-                "No subscriber is listening on the Redis channel, so the record "
-                "was not stored; retry later.",
-            )
+            raise _no_subscriber()
         return json_response({"record_id": record.record_id, "published": True}, 201)
 
+    @app.post(names.CASES_BATCH_ROUTE)
+    def post_batch() -> Response:
+        records = _parse_batch(read_json_object())
+        label = f"{records[0].record_id} (batch of {len(records)})"
+        g.record_id = label
+        try:
+            receivers = publisher.publish_many(records)
+        except RedisError as error:
+            logger.error("publish failed record_id=%s: %r", label, error)
+            raise ApiError(
+                503, "redis_unavailable", f"Redis did not accept the batch: {error}."
+            ) from error
+
+        if receivers == 0:
+            metrics.REDIS_PUBLISH_UNHEARD.inc()
+            logger.warning("no subscriber heard record_id=%s", label)
+            raise _no_subscriber()
+        return json_response(
+            {
+                "published": len(records),
+                "record_ids": [record.record_id for record in records],
+            },
+            201,
+        )
+
     return app
+
+
+def _no_subscriber() -> ApiError:
+    return ApiError(
+        503,
+        "no_subscriber",
+        "No subscriber is listening on the Redis channel, so nothing was stored; "
+        "retry later.",
+    )
+
+
+def _parse_batch(body: dict) -> list[CaseRecord]:
+    """Return the batch's records, or raise a 422 ApiError naming every bad field."""
+    problems = {str(key): "unknown field" for key in body if key != "records"}
+    records = body.get("records")
+    if not isinstance(records, list):
+        problems["records"] = "must be a list of records"
+    elif not 1 <= len(records) <= MAX_BATCH_RECORDS:
+        problems["records"] = f"must contain 1 to {MAX_BATCH_RECORDS} records"
+    if problems:
+        raise ApiError(422, "validation_failed", "The batch is invalid.", problems)
+
+    parsed = []
+    for index, item in enumerate(records):
+        try:
+            parsed.append(parse_record(item))
+        except ValidationError as error:
+            for field, problem in error.fields.items():
+                problems[f"records[{index}].{field}"] = problem
+    if problems:
+        raise ApiError(422, "validation_failed", "Some records are invalid.", problems)
+    return parsed

@@ -9,6 +9,7 @@ Replies:
 - 502 the path service could not be reached or returned an unexpected status,
   503 the path service could not deliver (e.g. no Redis subscriber), 504 the
   path service did not respond within DOWNSTREAM_TIMEOUT_S.
+POST /cases/batch takes many cases and returns one result per case (see router.batch).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from covid_common.record import ValidationError, new_record, validate_case
 from flask import Flask, Response, g
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from router.batch import handle_batch, read_batch
 from router.forward import DownstreamError, Forwarder, PathPicker
 from router.openapi import OPENAPI_ROUTE, build_spec
 
@@ -80,6 +82,11 @@ def create_app(config: RouterConfig, rng: random.Random | None = None) -> Flask:
             body["duplicate"] = True
             return json_response(body, 200)
         return json_response(body, 201)
+
+    @app.post(names.CASES_BATCH_ROUTE)
+    def post_batch() -> Response:
+        items = read_batch()
+        return json_response(handle_batch(items, picker.pick, forwarder))
 
     return app
 

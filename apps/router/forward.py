@@ -83,12 +83,22 @@ class Forwarder:
 
         Returns the reply for 200 and 201; raises DownstreamError otherwise.
         """
-        url = self._urls[path] + names.CASES_ROUTE
+        return self._post(path, names.CASES_ROUTE, record)
+
+    def forward_batch(self, path: str, records: list[dict]) -> DownstreamReply:
+        """POST {"records": records} to the path's /cases/batch route.
+
+        Returns the reply for 200 and 201; raises DownstreamError otherwise.
+        """
+        return self._post(path, names.CASES_BATCH_ROUTE, {"records": records})
+
+    def _post(self, path: str, route: str, body: object) -> DownstreamReply:
+        url = self._urls[path] + route
         try:
             response = self._pools.get().request(
                 "POST",
                 url,
-                body=orjson.dumps(record),
+                body=orjson.dumps(body),
                 headers={"Content-Type": "application/json"},
                 timeout=self._timeout,
             )
@@ -127,7 +137,7 @@ class Forwarder:
                 "unavailable",
                 503,
                 str(code),
-                f"The {path} path could not deliver the record: {detail}",
+                f"The {path} path could not deliver: {detail}",
             )
         raise DownstreamError(
             "bad_status",

@@ -1,0 +1,243 @@
+"""Batches: the router's POST /cases/batch and the Redis path's batch handling.
+
+Everything runs against real Redis and SecantusDB, through real path services.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pymongo
+import pytest
+from covid_common import names
+from covid_common.config import RedisPubConfig
+from covid_common.record import CaseInput, new_record
+from redis_pub.app import create_app as create_redis_pub
+
+from tests.integration import test_router
+from tests.integration.support import (
+    HTTP,
+    AppServer,
+    ServiceProcess,
+    post_json,
+    sample_case,
+    wait_ready,
+)
+from tests.support.servers import free_port, wait_until
+
+# The router tests' fixtures: both paths running, and routers built on them.
+pipeline = test_router.pipeline
+router_for = test_router.router_for
+
+
+def stored_documents(mongo_server, db_name: str) -> dict[str, dict]:
+    with pymongo.MongoClient(mongo_server.url) as client:
+        cursor = client[db_name][names.MONGO_CASES_COLLECTION].find({})
+        return {document["record_id"]: document for document in cursor}
+
+
+def routed(index: int) -> dict:
+    case = CaseInput(
+        name=f"Ana Lopez {index}",
+        location="Quetzaltenango",
+        age=41,
+        infected_type="imported",
+        state="mild",
+        record_id=f"batch-{index}",
+    )
+    return new_record(case, names.PATH_REDIS).to_dict()
+
+
+def test_batch_answers_each_item(
+    pipeline, router_for, redis_client, mongo_server, mongo_db_name
+):
+    router = router_for(pipeline)
+    cases = [sample_case(record_id=f"item-{i}") for i in range(40)]
+    cases[3] = sample_case(age=-1)
+    cases[17] = sample_case(state="sleepy", extra=1)
+
+    response = post_json(router.url + "/cases/batch", cases)
+
+    assert response.status == 200
+    body = response.json()
+    assert (body["accepted"], body["rejected"], body["failed"]) == (38, 2, 0)
+    results = body["results"]
+    assert len(results) == 40
+    assert results[3]["status"] == 422
+    assert results[3]["fields"] == {"age": "must be between 0 and 130"}
+    assert set(results[17]["fields"]) == {"state", "extra"}
+    accepted = [r for i, r in enumerate(results) if i not in (3, 17)]
+    assert {r["status"] for r in accepted} == {201}
+    assert [r["record_id"] for r in accepted] == [
+        f"item-{i}" for i in range(40) if i not in (3, 17)
+    ]
+    assert {r["path"] for r in accepted} == {"grpc", "redis"}
+    wait_until(
+        lambda: redis_client.get(names.RedisKeys.TOTAL) == "38", "38 records counted"
+    )
+    documents = stored_documents(mongo_server, mongo_db_name)
+    assert set(documents) == {r["record_id"] for r in accepted}
+    for result in accepted:
+        assert documents[result["record_id"]]["path"] == result["path"]
+
+
+def test_batch_object_form_reports_duplicates(pipeline, router_for, redis_client):
+    router = router_for(pipeline, weights={"grpc": 100, "redis": 0})
+    batch = {"records": [sample_case(record_id=f"dup-{i}") for i in range(5)]}
+
+    first = post_json(router.url + "/cases/batch", batch)
+    second = post_json(router.url + "/cases/batch", batch)
+
+    assert first.status == 200
+    assert [r["status"] for r in first.json()["results"]] == [201] * 5
+    assert second.status == 200
+    assert [r["status"] for r in second.json()["results"]] == [200] * 5
+    assert all(r["duplicate"] for r in second.json()["results"])
+    assert redis_client.get(names.RedisKeys.TOTAL) == "5"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ([], 422, "records"),
+        ([sample_case()] * 501, 413, "records"),
+        ({"records": "many"}, 400, "records"),
+        ({"records": [sample_case()], "mode": "fast"}, 400, "mode"),
+        (sample_case(), 400, "name"),
+        (5, 400, "records"),
+    ],
+)
+def test_bad_batches_get_json_errors(router_for, body, status, field):
+    # No path service runs: a bad batch is rejected before any forward.
+    router = router_for({"grpc": f"http://127.0.0.1:{free_port()}"})
+
+    response = post_json(router.url + "/cases/batch", body)
+
+    assert response.status == status
+    assert response.headers["Content-Type"] == "application/json"
+    assert field in response.json()["fields"]
+
+
+def test_batch_body_over_limit_is_413(router_for):
+    router = router_for({"grpc": f"http://127.0.0.1:{free_port()}"})
+    body = orjson.dumps([sample_case(name="x" * 90)] * 400).replace(b"}", b"} " * 8)
+    body += b" " * (600 * 1024 - len(body))
+
+    response = HTTP.request(
+        "POST",
+        router.url + "/cases/batch",
+        body=body,
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status == 413
+    assert response.json()["error"] == "payload_too_large"
+
+
+def test_unreachable_path_fails_items_only(router_for):
+    router = router_for({"grpc": f"http://127.0.0.1:{free_port()}"})
+
+    response = post_json(
+        router.url + "/cases/batch", [sample_case(), sample_case(age="old")]
+    )
+
+    assert response.status == 200
+    body = response.json()
+    assert (body["accepted"], body["rejected"], body["failed"]) == (0, 1, 1)
+    failed = body["results"][0]
+    assert failed["status"] == 502
+    assert failed["error"] == "downstream_unreachable"
+    assert failed["path"] == "grpc"
+    assert body["results"][1]["status"] == 422
+
+
+def test_redis_pub_batch_is_one_message(redis_server, redis_client):
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(names.RedisKeys.CHANNEL)
+    app = AppServer(
+        create_redis_pub(RedisPubConfig("INFO", 0, redis_server.url, "pubsub"))
+    )
+    try:
+        records = [routed(i) for i in range(3)]
+        response = post_json(app.url + "/cases/batch", {"records": records})
+        # The first reads return None while they consume the subscribe reply.
+        message = None
+        for _ in range(5):
+            message = message or pubsub.get_message(timeout=1)
+    finally:
+        app.stop()
+        pubsub.close()
+
+    assert response.status == 201
+    assert response.json() == {
+        "published": 3,
+        "record_ids": ["batch-0", "batch-1", "batch-2"],
+    }
+    assert [item["record_id"] for item in orjson.loads(message["data"])] == [
+        "batch-0",
+        "batch-1",
+        "batch-2",
+    ]
+
+
+def test_redis_pub_rejects_invalid_batch_record(redis_server):
+    app = AppServer(
+        create_redis_pub(RedisPubConfig("INFO", 0, redis_server.url, "pubsub"))
+    )
+    try:
+        bad = dict(routed(1), age=500)
+        response = post_json(app.url + "/cases/batch", {"records": [routed(0), bad]})
+    finally:
+        app.stop()
+
+    assert response.status == 422
+    assert response.json()["fields"] == {"records[1].age": "must be between 0 and 130"}
+
+
+def test_redis_pub_streams_batch_adds_entries(redis_server, redis_client):
+    app = AppServer(
+        create_redis_pub(RedisPubConfig("INFO", 0, redis_server.url, "streams"))
+    )
+    try:
+        records = [routed(i) for i in range(4)]
+        response = post_json(app.url + "/cases/batch", {"records": records})
+    finally:
+        app.stop()
+
+    assert response.status == 201
+    assert redis_client.xlen(names.RedisKeys.STREAM) == 4
+
+
+def test_subscriber_stores_batch_message(
+    redis_server, redis_client, mongo_server, mongo_db_name, tmp_path
+):
+    http_port = free_port()
+    process = ServiceProcess.module(
+        "redis_sub",
+        {
+            "HTTP_PORT": str(http_port),
+            "MONGO_URL": mongo_server.url,
+            "MONGO_DB": mongo_db_name,
+            "REDIS_URL": redis_server.url,
+        },
+        tmp_path / "redis-sub.log",
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{http_port}", "redis-sub subscribed")
+        invalid = dict(routed(99), state="sleepy")
+        batch = [routed(i) for i in range(10)] + [invalid]
+        redis_client.publish(names.RedisKeys.CHANNEL, orjson.dumps(batch))
+        # Single-record messages sent at once are stored together with it.
+        for index in range(10, 15):
+            redis_client.publish(names.RedisKeys.CHANNEL, orjson.dumps(routed(index)))
+        wait_until(
+            lambda: redis_client.get(names.RedisKeys.TOTAL) == "15",
+            "15 records counted",
+        )
+    finally:
+        code = process.stop()
+
+    assert code == 0, process.log()
+    assert set(stored_documents(mongo_server, mongo_db_name)) == {
+        f"batch-{i}" for i in range(15)
+    }
+    assert "dropped invalid record 10 of a batch message" in process.log()
