@@ -112,7 +112,11 @@ def _error_locations() -> str:
     }
     blocks = []
     for status, (code, message) in errors.items():
-        body = json.dumps({"error": code, "message": message})
+        error: dict[str, object] = {"error": code, "message": message}
+        if status == 413:
+            # Like the services' errors, a rejected request names the bad part.
+            error["fields"] = {"body": f"must be at most {MAX_BODY_KIB} KiB"}
+        body = json.dumps(error)
         blocks.append(
             f"        location = /_errors/{status} {{\n"
             "            internal;\n"

@@ -9,11 +9,22 @@ step stores the document once and counts it once.
 A record counts as created when this call is the one that counted it in Redis:
 if an earlier attempt inserted the document but failed before Redis, the retry
 reports created=True, because the caller never saw the first attempt succeed.
+
+A caller may also never retry: the gRPC client gives up at its deadline, and
+a client without its own record_id cannot resend the same record. A failed
+store may still have written the document (a Redis failure after the insert,
+or an insert that MongoDB applied after pymongo gave up on it). So each
+Storage remembers the records of failed stores for RECOUNT_WINDOW_S, and
+`recount_uncounted` counts the views of those whose document exists. Store
+calls run it every RECOUNT_INTERVAL_S while records wait. A process that
+exits with records waiting leaves their views short until the same record_id
+is stored again.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +44,13 @@ from covid_common.record import CaseRecord, format_timestamp
 logger = logging.getLogger(__name__)
 
 LATEST_MAX = 100
+# Seconds a failed store's record waits for its document to appear, so its
+# views can be counted; MongoDB may apply an insert long after the client gave
+# up on it, e.g. after the server was paused.
+RECOUNT_WINDOW_S = 120.0
+RECOUNT_INTERVAL_S = 1.0
+# Records kept for recounting at most; beyond this the oldest are dropped.
+UNCOUNTED_MAX = 10_000
 # MongoDB's error code for a unique index violation.
 DUPLICATE_KEY_CODE = 11000
 
@@ -93,6 +111,14 @@ class StorageError(Exception):
 
 
 @dataclass(frozen=True)
+class _Uncounted:
+    record: CaseRecord
+    path: str
+    stored_at: datetime
+    expires: float  # time.monotonic()
+
+
+@dataclass(frozen=True)
 class StoreResult:
     record_id: str
     created: bool
@@ -113,6 +139,12 @@ class Storage:
         self._redis = redis_client
         self._count_script = redis_client.register_script(COUNT_SCRIPT)
         self._latest_max = latest_max
+        # record_id -> record of a failed store, oldest first.
+        self._uncounted: dict[str, _Uncounted] = {}
+        self._uncounted_lock = threading.Lock()
+        # One recount at a time, so no record is counted by two threads.
+        self._recount_lock = threading.Lock()
+        self._last_recount = 0.0
 
     @classmethod
     def from_urls(cls, mongo_url: str, mongo_db: str, redis_url: str) -> Storage:
@@ -158,6 +190,7 @@ class Storage:
 
         Raises StorageError; the caller may retry the same record.
         """
+        self._recount_due(exclude=[record.record_id])
         stored_at = datetime.now(UTC)
         try:
             self._cases.insert_one(_document(record, path, stored_at))
@@ -165,9 +198,14 @@ class Storage:
             pass
         except PyMongoError as error:
             metrics.STORAGE_ERRORS.labels(path, "mongo").inc()
+            self._remember([record], path, stored_at)
             raise StorageError("mongo", [record.record_id], error) from error
 
-        (created,) = self._count([record], path, stored_at)
+        try:
+            (created,) = self._count([record], path, stored_at)
+        except StorageError:
+            self._remember([record], path, stored_at)
+            raise
         self._record_metrics([record], [created], path)
         return created
 
@@ -179,6 +217,7 @@ class Storage:
         """
         if not records:
             return []
+        self._recount_due(exclude=[record.record_id for record in records])
         stored_at = datetime.now(UTC)
         documents = [_document(record, path, stored_at) for record in records]
         try:
@@ -191,20 +230,129 @@ class Storage:
             ]
             if others or error.details.get("writeConcernErrors"):
                 metrics.STORAGE_ERRORS.labels(path, "mongo").inc()
+                self._remember(records, path, stored_at)
                 ids = [record.record_id for record in records]
                 raise StorageError("mongo", ids, error) from error
         except PyMongoError as error:
             metrics.STORAGE_ERRORS.labels(path, "mongo").inc()
+            self._remember(records, path, stored_at)
             raise StorageError(
                 "mongo", [r.record_id for r in records], error
             ) from error
 
-        created = self._count(records, path, stored_at)
+        try:
+            created = self._count(records, path, stored_at)
+        except StorageError:
+            self._remember(records, path, stored_at)
+            raise
         self._record_metrics(records, created, path)
         return [
             StoreResult(record.record_id, flag)
             for record, flag in zip(records, created, strict=True)
         ]
+
+    @property
+    def uncounted(self) -> int:
+        """Records of failed stores that still wait for recounting."""
+        return len(self._uncounted)
+
+    def recount_uncounted(self) -> int:
+        """Count the views of failed stores' records whose document exists.
+
+        Returns how many records this call counted. Records whose document is
+        still missing wait until RECOUNT_WINDOW_S after their store, then are
+        dropped: their store failed for good. Store failures leave the records
+        waiting for the next call.
+        """
+        if not self._recount_lock.acquire(blocking=False):
+            return 0
+        try:
+            return self._recount()
+        finally:
+            self._recount_lock.release()
+
+    def _recount(self) -> int:
+        with self._uncounted_lock:
+            waiting = list(self._uncounted.values())
+        if not waiting:
+            return 0
+        self._last_recount = time.monotonic()
+        ids = [item.record.record_id for item in waiting]
+        try:
+            found = {
+                document["record_id"]
+                for document in self._cases.find(
+                    {"record_id": {"$in": ids}}, {"record_id": 1, "_id": 0}
+                )
+            }
+        except PyMongoError as error:
+            logger.warning("recount of %d records postponed: %r", len(ids), error)
+            return 0
+
+        counted = 0
+        for path in {item.path for item in waiting}:
+            batch = [
+                i for i in waiting if i.path == path and i.record.record_id in found
+            ]
+            if not batch:
+                continue
+            try:
+                created = self._count(
+                    [i.record for i in batch], path, batch[0].stored_at
+                )
+            except StorageError as error:
+                logger.warning("recount of %d records postponed: %s", len(batch), error)
+                return counted
+            self._record_metrics([i.record for i in batch], created, path)
+            counted += sum(created)
+            self._forget(i.record.record_id for i in batch)
+            logger.info(
+                "counted %d of %d records whose store had failed, e.g. record_id=%s",
+                sum(created),
+                len(batch),
+                batch[0].record.record_id,
+            )
+
+        now = time.monotonic()
+        expired = [i.record.record_id for i in waiting if i.expires <= now]
+        expired = [record_id for record_id in expired if record_id not in found]
+        if expired:
+            logger.info(
+                "%d failed records never reached MongoDB, e.g. record_id=%s",
+                len(expired),
+                expired[0],
+            )
+            self._forget(expired)
+        return counted
+
+    def _recount_due(self, exclude: Sequence[str]) -> None:
+        if not self._uncounted:
+            return
+        # The records of this call count as created when this call counts
+        # them, so the recount leaves them to it.
+        self._forget(exclude)
+        if time.monotonic() - self._last_recount >= RECOUNT_INTERVAL_S:
+            self.recount_uncounted()
+
+    def _remember(
+        self, records: Sequence[CaseRecord], path: str, stored_at: datetime
+    ) -> None:
+        expires = time.monotonic() + RECOUNT_WINDOW_S
+        with self._uncounted_lock:
+            for record in records:
+                self._uncounted.pop(record.record_id, None)
+                self._uncounted[record.record_id] = _Uncounted(
+                    record, path, stored_at, expires
+                )
+            while len(self._uncounted) > UNCOUNTED_MAX:
+                dropped = next(iter(self._uncounted))
+                del self._uncounted[dropped]
+                logger.warning("dropped record_id=%s from the recount list", dropped)
+
+    def _forget(self, record_ids) -> None:
+        with self._uncounted_lock:
+            for record_id in record_ids:
+                self._uncounted.pop(record_id, None)
 
     def _count(
         self, records: Sequence[CaseRecord], path: str, stored_at: datetime

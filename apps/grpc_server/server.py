@@ -136,6 +136,8 @@ def _watch_storage(
             state.problem = None
             if not stop_event.is_set():
                 _set_health(health_servicer, Serving.SERVING)
+            # Without traffic no store call runs the recount, so run it here.
+            storage.recount_uncounted()
         stop_event.wait(STORAGE_CHECK_INTERVAL_S)
 
 
