@@ -382,9 +382,15 @@ def run_fault(
 
     accepted = [o.record_id for o in outcomes if o.status in ACCEPTED]
     log.info("waiting up to %.0f s for %d records", timing.drain_s, len(accepted))
+    drain_end = time.monotonic() + timing.drain_s
     stores.wait_for(accepted, timing.drain_s)
     found = stores.stored_ids([o.record_id for o in outcomes])
+    # Views of stores that failed after their insert are counted a moment
+    # later (see covid_common.storage), so wait for Redis to agree as well.
     documents, distinct, redis_total = stores.counts()
+    while redis_total != documents and time.monotonic() < drain_end:
+        time.sleep(0.5)
+        documents, distinct, redis_total = stores.counts()
 
     paths: dict[str, PathResult] = {}
     for path in (*names.PATHS, "unknown"):

@@ -1,0 +1,140 @@
+"""Generated requests against the router with real paths and stores.
+
+Hypothesis builds case objects that are mostly valid with some fields broken in
+random ways. Whatever it sends, the router must not answer 5xx; an accepted
+record is stored exactly once, and a rejected one not at all. The OpenAPI
+schema at /openapi.json must accept every record the router accepts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import jsonschema
+import pytest
+from covid_common import names, record
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from router.openapi import OPENAPI_ROUTE, case_input_schema
+
+from tests.integration.support import HTTP
+from tests.support.servers import wait_until
+
+JSON = {"Content-Type": "application/json"}
+_ids = itertools.count()
+# record_ids the router accepted during the property test.
+accepted: list[str] = []
+
+any_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def mostly(good: st.SearchStrategy, bad: st.SearchStrategy = any_json):
+    """Draw from `good` three times in four, so many whole cases are valid."""
+    return st.integers(0, 3).flatmap(lambda pick: good if pick else bad)
+
+
+field_values = {
+    "name": mostly(st.text(min_size=1, max_size=record.TEXT_MAX_CHARS + 5)),
+    "location": mostly(st.text(min_size=1, max_size=record.TEXT_MAX_CHARS + 5)),
+    "age": mostly(st.integers(min_value=-5, max_value=record.AGE_MAX + 5)),
+    "infected_type": mostly(
+        st.sampled_from(record.INFECTED_TYPES)
+        | st.sampled_from([f" {t.upper()} " for t in record.INFECTED_TYPES])
+    ),
+    "state": mostly(st.sampled_from(record.STATES)),
+}
+
+
+@st.composite
+def case_objects(draw) -> dict:
+    """A case whose fields are each valid, missing or of any JSON value."""
+    case = {}
+    for field, values in field_values.items():
+        if draw(st.integers(0, 19)) == 0:
+            continue  # missing
+        case[field] = draw(values)
+    if draw(st.integers(0, 19)) == 0:
+        case[draw(st.text(min_size=1, max_size=8))] = draw(any_json)
+    return case
+
+
+@pytest.fixture(scope="module")
+def openapi(routers) -> dict:
+    return HTTP.request("GET", routers["both"].url + OPENAPI_ROUTE).json()
+
+
+def test_openapi_document_describes_cases(openapi):
+    schema = openapi["components"]["schemas"]["CaseInput"]
+
+    assert openapi["openapi"].startswith("3.")
+    assert names.CASES_ROUTE in openapi["paths"]
+    assert schema["required"] == list(record.INPUT_FIELDS)
+    assert schema["properties"]["age"]["maximum"] == record.AGE_MAX
+    assert schema["additionalProperties"] is False
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=case_objects())
+def test_schema_accepts_what_validation_accepts(case):
+    schema = case_input_schema()
+    try:
+        record.validate_case(case)
+    except record.ValidationError:
+        return
+    jsonschema.validate(case, schema)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(case=case_objects())
+def test_router_never_fails_on_generated_cases(routers, cases, case):
+    record_id = f"prop-{next(_ids)}"
+    sent = {**case, "record_id": record_id}
+
+    response = HTTP.request(
+        "POST",
+        routers["both"].url + names.CASES_ROUTE,
+        body=json.dumps(sent).encode(),
+        headers=JSON,
+    )
+
+    assert response.status < 500, response.data
+    assert response.headers["Content-Type"] == "application/json"
+    answer = response.json()
+    if response.status in (200, 201):
+        accepted.append(record_id)
+        wait_until(
+            lambda: cases.count_documents({"record_id": record_id}) == 1,
+            f"accepted record {record_id} stored",
+            timeout_s=15,
+        )
+    else:
+        assert response.status in (400, 422), answer
+        assert answer["fields"], answer
+        assert cases.count_documents({"record_id": record_id}) == 0
+
+
+def test_generated_records_stored_once(routers, cases):
+    # Runs after the property test in this module: every prop- id has at most
+    # one document.
+    ids = [doc["record_id"] for doc in cases.find({}, {"record_id": 1})]
+
+    assert len(accepted) >= 10, "too few generated cases were valid"
+    assert len(ids) == len(set(ids))
+    assert set(accepted) <= set(ids)
