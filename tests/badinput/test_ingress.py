@@ -1,0 +1,137 @@
+"""Oversized and bad bodies through the local stack's nginx: JSON errors only.
+
+nginx lets bodies up to local.nginx.MAX_BODY_KIB through, so the router's 413
+(limit 16 KiB) reaches the client; larger bodies get nginx's own JSON 413.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from covid_common import names
+from covid_common.config import RouterConfig
+from router.app import create_app as create_router
+
+from local import nginx
+from tests.integration.support import HTTP, AppServer, sample_case
+from tests.support.servers import free_port, wait_until
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def ingress():
+    """nginx on a free port in front of a router whose paths are never reached."""
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    router = AppServer(
+        create_router(
+            RouterConfig(
+                "WARNING",
+                0,
+                {names.PATH_GRPC: 50, names.PATH_REDIS: 50},
+                {names.PATH_GRPC: unreachable, names.PATH_REDIS: unreachable},
+                2.0,
+            ),
+            random.Random(1),
+        )
+    )
+    state_dir = Path(tempfile.mkdtemp(prefix="covid-ingress-"))
+    # nginx started as root runs its workers as nobody, and they write large
+    # chunked bodies to a temporary file under this directory; mkdtemp's 0700
+    # would turn those requests into a 500.
+    state_dir.chmod(0o755)
+    (state_dir / "nginx" / "tmp").mkdir(parents=True)
+    (state_dir / "logs").mkdir()
+    port = free_port()
+    conf = state_dir / "nginx" / "nginx.conf"
+    conf.write_text(nginx.render(port, router.port, state_dir))
+    process = subprocess.Popen(
+        [
+            shutil.which("nginx") or "/usr/sbin/nginx",
+            "-p",
+            str(state_dir / "nginx"),
+            "-c",
+            str(conf),
+            "-e",
+            str(state_dir / "logs" / "nginx-error.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: HTTP.request("GET", url + "/healthz").status == 200,
+            "nginx proxying to the router",
+        )
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        router.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def post(url: str, data: bytes, headers: dict = JSON):
+    response = HTTP.request("POST", url + names.CASES_ROUTE, body=data, headers=headers)
+    return response.status, response.headers.get("Content-Type"), response.json()
+
+
+def test_router_limit_answers_through_nginx(ingress):
+    data = b'{"name": "' + b"x" * 20_000 + b'"}'
+
+    status, content_type, error = post(ingress, data)
+
+    assert status == 413
+    assert content_type == "application/json"
+    assert error["fields"] == {"body": "must be at most 16384 bytes"}
+
+
+def test_nginx_limit_answers_json(ingress):
+    data = b'{"name": "' + b"x" * (nginx.MAX_BODY_KIB * 1024 + 10) + b'"}'
+
+    status, content_type, error = post(ingress, data)
+
+    assert status == 413
+    assert content_type == "application/json"
+    assert error["error"] == "payload_too_large"
+    assert error["fields"] == {"body": f"must be at most {nginx.MAX_BODY_KIB} KiB"}
+
+
+def test_chunked_body_over_nginx_limit_is_json(ingress):
+    chunks = [b"x" * 8192] * (nginx.MAX_BODY_KIB // 8 + 2)
+
+    response = HTTP.request(
+        "POST",
+        ingress + names.CASES_ROUTE,
+        body=iter(chunks),
+        headers=JSON,
+        chunked=True,
+    )
+
+    assert response.status == 413
+    assert response.json()["fields"]["body"]
+
+
+def test_bad_fields_through_nginx_match_router(ingress):
+    data = b'{"name": "Ana", "age": "x"}'
+
+    status, content_type, error = post(ingress, data)
+
+    assert status == 422
+    assert content_type == "application/json"
+    assert set(error["fields"]) == {"age", "location", "infected_type", "state"}
+
+
+def test_valid_case_reaches_router(ingress):
+    status, _, error = post(ingress, json.dumps(sample_case()).encode())
+
+    # The paths are unreachable on purpose: the router answers 502 as JSON.
+    assert status == 502
+    assert error["error"] == "downstream_unreachable"
