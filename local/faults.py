@@ -10,7 +10,7 @@ ports, with ROUTE_WEIGHTS 50/50, and goes through the faults one at a time:
 
 During each fault a bounded load loop posts records at a steady rate through
 nginx. Every record carries its own record_id, so a record is found in MongoDB
-whatever answer its request got. After the load stops the runner waits for the
+whatever response its request got. After the load stops the runner waits for the
 stores to drain, then reports per path: requests sent, accepted (200/201),
 rejected (4xx), failed (5xx or no answer), stored, lost (accepted but not in
 MongoDB), documents beyond the first per record_id, Redis TOTAL minus the
@@ -60,7 +60,7 @@ DEFAULT_OUTPUT = REPO_ROOT / "build" / "faults.json"
 ACCEPTED = (200, 201)
 # The router's downstream errors name the path: "The grpc path ...".
 _PATH_IN_MESSAGE = re.compile(r"\bThe (grpc|redis) path\b")
-# Seconds a client waits for the ingress; longer than the router's downstream
+# Seconds a client waits for the ingress. It is longer than the router's downstream
 # timeout, so a slow path shows up as the router's 504, not as a client timeout.
 REQUEST_TIMEOUT_S = 15.0
 # Streams mode claims entries of a killed consumer after this many seconds
@@ -86,8 +86,8 @@ class Outcome:
     record_id: str
     sent_at: float  # unix seconds
     done_at: float
-    status: int  # 0 when no HTTP answer arrived
-    path: str  # "grpc", "redis", or "unknown" when the answer does not name one
+    status: int  # 0 when no HTTP response arrived
+    path: str  # "grpc", "redis", or "unknown" when the response names none
 
 
 class LoadLoop:
@@ -153,7 +153,9 @@ class LoadLoop:
             status = response.status
             path = _answer_path(response.data)
         except urllib3.exceptions.HTTPError as error:
-            log.debug("request %s got no answer: %r", case["record_id"], error)
+            log.debug(
+                "request %s failed without a response: %r", case["record_id"], error
+            )
         finally:
             self._slots.release()
         outcome = Outcome(case["record_id"], sent_at, time.time(), status, path)
@@ -205,13 +207,13 @@ class Control:
 
     def wait_healthy(self, programs: Iterable[str], timeout_s: float = 60) -> None:
         """Wait until each program runs under supervisord and passes its check."""
-        wanted = {p.name: p for p in self.stack.programs if p.name in set(programs)}
+        checked = {p.name: p for p in self.stack.programs if p.name in set(programs)}
         deadline = time.monotonic() + timeout_s
         while True:
             states = self.stack.supervisor.states()
             waiting = [
                 name
-                for name, program in wanted.items()
+                for name, program in checked.items()
                 if states[name].state != "RUNNING" or check(program.health)
             ]
             if not waiting:
@@ -290,7 +292,7 @@ class PathResult:
     stored: int = 0
     lost: int = 0
     # Requests that failed although their record was stored; a client resending
-    # the same record_id gets a duplicate answer, never a second document.
+    # the same record_id gets a duplicate response, never a second document.
     stored_after_failure: int = 0
     # Seconds from the fault until requests on this path succeed again; None
     # when no request on the path succeeded after its last failure.

@@ -132,6 +132,6 @@ def test_bad_fields_through_nginx_match_router(ingress):
 def test_valid_case_reaches_router(ingress):
     status, _, error = post(ingress, json.dumps(sample_case()).encode())
 
-    # The paths are unreachable on purpose: the router answers 502 as JSON.
+    # The paths are unreachable on purpose, so the router returns a JSON 502.
     assert status == 502
     assert error["error"] == "downstream_unreachable"

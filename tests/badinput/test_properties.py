@@ -41,13 +41,20 @@ any_json = st.recursive(
 
 
 def mostly(good: st.SearchStrategy, bad: st.SearchStrategy = any_json):
-    """Draw from `good` three times in four, so many whole cases are valid."""
-    return st.integers(0, 3).flatmap(lambda pick: good if pick else bad)
+    """Draw from `good` nine times in ten, so many whole cases are valid."""
+    return st.integers(0, 9).flatmap(lambda pick: good if pick else bad)
 
 
+# Printable text of any script; control characters and overlong text come
+# from any_json and from the length bound.
+plain_text = st.text(
+    alphabet=st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp")),
+    min_size=1,
+    max_size=record.TEXT_MAX_CHARS + 5,
+)
 field_values = {
-    "name": mostly(st.text(min_size=1, max_size=record.TEXT_MAX_CHARS + 5)),
-    "location": mostly(st.text(min_size=1, max_size=record.TEXT_MAX_CHARS + 5)),
+    "name": mostly(plain_text),
+    "location": mostly(plain_text),
     "age": mostly(st.integers(min_value=-5, max_value=record.AGE_MAX + 5)),
     "infected_type": mostly(
         st.sampled_from(record.INFECTED_TYPES)
@@ -135,6 +142,6 @@ def test_generated_records_stored_once(routers, cases):
     # one document.
     ids = [doc["record_id"] for doc in cases.find({}, {"record_id": 1})]
 
-    assert len(accepted) >= 10, "too few generated cases were valid"
+    assert len(accepted) >= 20, "too few generated cases were valid"
     assert len(ids) == len(set(ids))
     assert set(accepted) <= set(ids)
