@@ -4,7 +4,8 @@ Start a service with
 `gunicorn --config python:covid_common.gunicorn_conf <package>.wsgi:app`.
 The listen port is HTTP_PORT, or the service's port in covid_common.names when
 HTTP_PORT is unset. Workers and threads come from GUNICORN_WORKERS and
-GUNICORN_THREADS. With PROMETHEUS_MULTIPROC_DIR set, that directory must belong
+GUNICORN_THREADS (default 2 workers, 4 threads; 32 threads for the router).
+With PROMETHEUS_MULTIPROC_DIR set, that directory must belong
 to this service alone: it is emptied when gunicorn starts.
 """
 
@@ -36,10 +37,19 @@ http_port = (
     _env.integer(names.Env.HTTP_PORT, 0, 1, 65535) if _port else _service_port(sys.argv)
 )
 
+# The router's request threads mostly wait while router.coalesce sends their
+# records on in batches, and more threads waiting means larger batches.
+_DEFAULT_THREADS = {names.ROUTER.package: 32}
+_package = next(
+    (arg.partition(".wsgi")[0] for arg in sys.argv if arg.endswith(".wsgi:app")), ""
+)
+
 bind = f"0.0.0.0:{http_port}"
 worker_class = "gthread"
 workers = _env.integer(names.Env.GUNICORN_WORKERS, 2, 1, 64)
-threads = _env.integer(names.Env.GUNICORN_THREADS, 4, 1, 256)
+threads = _env.integer(
+    names.Env.GUNICORN_THREADS, _DEFAULT_THREADS.get(_package, 4), 1, 256
+)
 # Requests take well under a second; a worker silent for 30 s is stuck.
 timeout = 30
 # On SIGTERM, in-flight requests get this long before workers are killed.

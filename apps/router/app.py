@@ -1,5 +1,8 @@
 """Router service: POST /cases validates a case and forwards it to one path.
 
+The record travels to the path's /cases/batch together with the other records
+that wait for the same path at that moment (see router.coalesce).
+
 Replies:
 - 201 {"record_id", "path", "received_at"}: the path stored or published it.
 - 200, the same plus "duplicate": true: the record_id was already stored (only
@@ -31,7 +34,8 @@ from flask import Flask, Response, g
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from router.batch import handle_batch, read_batch
-from router.forward import DownstreamError, Forwarder, PathPicker
+from router.coalesce import Coalescer
+from router.forward import Forwarder, PathPicker
 from router.openapi import OPENAPI_ROUTE, build_spec
 
 logger = logging.getLogger(__name__)
@@ -46,6 +50,7 @@ def create_app(config: RouterConfig, rng: random.Random | None = None) -> Flask:
     log_config(logger, config)
     picker = PathPicker(config.route_weights, rng)
     forwarder = Forwarder(config.path_urls, config.downstream_timeout_s)
+    coalescer = Coalescer(forwarder, config.path_urls, config.downstream_timeout_s)
     app = create_base_app(names.ROUTER, forwarder.check_ready, MAX_BODY_BYTES)
     spec = build_spec(MAX_BODY_BYTES)
 
@@ -59,29 +64,19 @@ def create_app(config: RouterConfig, rng: random.Random | None = None) -> Flask:
         record = new_record(case, picker.pick())
         g.record_id = record.record_id
 
-        try:
-            reply = forwarder.forward(record.path, record.to_dict())
-        except DownstreamError as error:
-            metrics.ROUTER_DOWNSTREAM_ERRORS.labels(record.path, error.kind).inc()
-            logger.warning(
-                "forward failed record_id=%s path=%s kind=%s: %s",
-                record.record_id,
-                record.path,
-                error.kind,
-                error.message,
-            )
-            raise ApiError(error.status, error.code, error.message) from error
-
-        metrics.ROUTER_RECORDS_ROUTED.labels(record.path).inc()
+        # The coalescer counts routed records and downstream errors, and logs
+        # each failed forward with its record_ids.
+        result = coalescer.submit(record)
+        if result["status"] not in (200, 201):
+            raise ApiError(result["status"], result["error"], result["message"])
         body = {
             "record_id": record.record_id,
             "path": record.path,
             "received_at": record.received_at,
         }
-        if reply.status == 200 and reply.body.get("duplicate"):
+        if result.get("duplicate"):
             body["duplicate"] = True
-            return json_response(body, 200)
-        return json_response(body, 201)
+        return json_response(body, result["status"])
 
     @app.post(names.CASES_BATCH_ROUTE)
     def post_batch() -> Response:

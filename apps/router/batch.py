@@ -123,7 +123,7 @@ def handle_batch(
     for path, entries in by_path.items():
         for start in range(0, len(entries), PATH_CHUNK_RECORDS):
             chunk = entries[start : start + PATH_CHUNK_RECORDS]
-            for index, result in _forward_chunk(path, chunk, forwarder):
+            for index, result in forward_chunk(path, chunk, forwarder):
                 results[index] = result
 
     accepted = sum(result["status"] in (200, 201) for result in results)
@@ -135,16 +135,27 @@ def handle_batch(
     }
 
 
-def _forward_chunk(
+def forward_chunk(
     path: str, chunk: list[tuple[int, CaseRecord]], forwarder: Forwarder
 ) -> list[tuple[int, Result]]:
+    """Send records to one path; return (index, result) for each (index, record).
+
+    A lone record goes to the path's /cases, which costs the path service less
+    than a batch of one; more go to /cases/batch.
+    """
     records = [record for _, record in chunk]
     try:
-        reply = forwarder.forward_batch(path, [record.to_dict() for record in records])
+        if len(records) == 1:
+            reply = forwarder.forward(path, records[0].to_dict())
+            duplicate = reply.status == 200 and reply.body.get("duplicate")
+            statuses: list[str | None] = ["duplicate" if duplicate else "created"]
+        else:
+            reply = forwarder.forward_batch(path, [r.to_dict() for r in records])
+            statuses = _item_statuses(reply, records)
     except DownstreamError as error:
         metrics.ROUTER_DOWNSTREAM_ERRORS.labels(path, error.kind).inc()
         logger.warning(
-            "batch forward failed path=%s records=%d record_id=%s kind=%s: %s",
+            "forward failed path=%s records=%d record_id=%s kind=%s: %s",
             path,
             len(records),
             records[0].record_id,
@@ -156,7 +167,6 @@ def _forward_chunk(
             for index, record in chunk
         ]
 
-    statuses = _item_statuses(reply, records)
     results = []
     routed = 0
     for (index, record), status in zip(chunk, statuses, strict=True):

@@ -5,12 +5,16 @@ Everything runs against real Redis and SecantusDB, through real path services.
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import orjson
 import pymongo
 import pytest
 from covid_common import names
 from covid_common.config import RedisPubConfig
 from covid_common.record import CaseInput, new_record
+from flask import Flask, request
 from redis_pub.app import create_app as create_redis_pub
 
 from tests.integration import test_router
@@ -241,3 +245,55 @@ def test_subscriber_stores_batch_message(
         f"batch-{i}" for i in range(15)
     }
     assert "dropped invalid record 10 of a batch message" in process.log()
+
+
+def test_concurrent_cases_travel_in_batches(router_for):
+    """Records that wait for the same path while a forward is in flight go together."""
+    received: list[int] = []
+    slow = Flask("slow-path")
+
+    @slow.post("/cases")
+    def one_case():
+        received.append(1)
+        time.sleep(0.2)
+        body = request.get_json()
+        return {"record_id": body["record_id"], "created": True}, 201
+
+    @slow.post("/cases/batch")
+    def many_cases():
+        records = request.get_json()["records"]
+        received.append(len(records))
+        time.sleep(0.2)
+        return {
+            "created": len(records),
+            "duplicate": 0,
+            "invalid": 0,
+            "results": [
+                {"record_id": r["record_id"], "status": "created"} for r in records
+            ],
+        }
+
+    path_server = AppServer(slow)
+    router = router_for({"grpc": path_server.url})
+    try:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            responses = list(
+                pool.map(
+                    lambda i: post_json(
+                        router.url + "/cases", sample_case(record_id=f"c-{i}")
+                    ),
+                    range(20),
+                )
+            )
+    finally:
+        path_server.stop()
+
+    assert [r.status for r in responses] == [201] * 20
+    assert sorted(r.json()["record_id"] for r in responses) == sorted(
+        f"c-{i}" for i in range(20)
+    )
+    assert sum(received) == 20
+    # One sender per path: at most the first record goes alone, and the rest
+    # queue behind it.
+    assert len(received) < 20
+    assert max(received) > 1
