@@ -71,3 +71,10 @@ cluster-down:
 # build/faults.json. FAULT_ARGS passes options, e.g. FAULT_ARGS="--modes streams".
 faults: deps
 	$(PY) -m local.faults $(FAULT_ARGS)
+
+# Measure throughput, latency, lag, lost records and CPU per record of the local
+# stack for each path alone, the 50/50 split, batches of 100 and a trivial
+# endpoint, with wrk and Locust; BENCH_DURATION seconds of load per row (default
+# 15). Writes build/bench.json and the table in docs/benchmarks.md.
+bench: deps
+	$(PY) bench/run.py $(if $(BENCH_DURATION),--duration $(BENCH_DURATION))
