@@ -23,7 +23,7 @@ import redis
 
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listened on at the time of the call."""
+    """Return a TCP port on 127.0.0.1 that was free at the time of the call."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -40,7 +40,9 @@ def wait_until(check: Callable[[], bool], what: str, timeout_s: float = 20.0) ->
         except Exception as error:  # noqa: BLE001 - any failure means "not yet"
             last_error = error
         time.sleep(0.05)
-    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}: {last_error!r}")
+    raise TimeoutError(
+        f"timed out after {timeout_s} s waiting for {what}: {last_error!r}"
+    )
 
 
 @dataclass
@@ -65,7 +67,7 @@ class ServerProcess:
                 self.process.wait(timeout=10)
 
     def start(self) -> None:
-        """Start (or restart after stop) the server on the same port and data directory."""
+        """Start the server, or restart it after stop() on the same port and data."""
         log = open(self.data_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by Popen
         self.process = subprocess.Popen(
             self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir
@@ -73,7 +75,9 @@ class ServerProcess:
         log.close()
 
 
-def _start(name: str, command: list[str], port: int, url: str, data_dir: Path) -> ServerProcess:
+def _start(
+    name: str, command: list[str], port: int, url: str, data_dir: Path
+) -> ServerProcess:
     server = ServerProcess(name, url, port, None, data_dir, command)  # type: ignore[arg-type]
     server.start()
     return server
@@ -83,11 +87,16 @@ def start_redis(data_dir: Path) -> ServerProcess:
     port = free_port()
     command = [
         shutil.which("redis-server") or "redis-server",
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--save", "",
-        "--appendonly", "no",
-        "--dir", str(data_dir),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data_dir),
     ]
     server = _start("redis", command, port, f"redis://127.0.0.1:{port}/0", data_dir)
     client = redis.Redis.from_url(server.url)
@@ -99,11 +108,17 @@ def start_redis(data_dir: Path) -> ServerProcess:
 def start_secantus(data_dir: Path) -> ServerProcess:
     port = free_port()
     command = [
-        sys.executable, "-m", "secantus",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--storage-path", str(data_dir / "secantus-data"),
-        "--log-level", "WARNING",
+        sys.executable,
+        "-m",
+        "secantus",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(data_dir / "secantus-data"),
+        "--log-level",
+        "WARNING",
     ]
     # retryWrites=false: SecantusDB slows from about 2,000 to about 170 inserts/s
     # after some 10,000 writes when pymongo's retryable writes are on.
