@@ -28,6 +28,7 @@ from local.config import (
     REDIS,
     StackConfig,
 )
+from observability import rules as alert_rules
 
 
 class Stage(enum.IntEnum):
@@ -113,6 +114,10 @@ class StatePaths:
     def prometheus_dir(self) -> Path:
         return self.root / "prometheus"
 
+    @property
+    def prometheus_rules(self) -> Path:
+        return self.prometheus_dir / "rules.yml"
+
     def metrics_dir(self, service: names.Service) -> Path:
         return self.root / "metrics" / service.name
 
@@ -158,6 +163,10 @@ def service_environment(config: StackConfig, service: names.Service) -> dict[str
     }
     if service.grpc_port is not None:
         env[names.Env.GRPC_PORT] = str(config.ports[GRPC_LISTENER])
+    # A fixed worker count wins over GUNICORN_WORKERS from the user's shell,
+    # which is meant for the pipeline services.
+    if service.gunicorn_workers is not None:
+        env[names.Env.GUNICORN_WORKERS] = str(service.gunicorn_workers)
     # Only gunicorn's worker processes share metrics through files; a single
     # process with this variable set would switch to file-backed metrics too.
     if uses_gunicorn(service):
@@ -313,10 +322,15 @@ def write_files(config: StackConfig) -> None:
         service.name: f"127.0.0.1:{config.ports[service.name]}"
         for service in config.services
     }
+    # The same alert rules as on the cluster, so /alerts of the local
+    # Prometheus shows them.
+    paths.prometheus_rules.write_text(alert_rules.rules_yaml())
     (paths.prometheus_dir / "prometheus.yml").write_text(
         prometheus.render(
             prometheus.scrape_config(
-                targets, prometheus_address=f"127.0.0.1:{config.ports[PROMETHEUS]}"
+                targets,
+                prometheus_address=f"127.0.0.1:{config.ports[PROMETHEUS]}",
+                rule_files=(str(paths.prometheus_rules),),
             )
         )
     )

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 from collections.abc import Iterator
 
 import pytest
+import urllib3
 
 from local.config import INGRESS, free_port, with_free_ports
 from local.health import StackError
 from local.procs import ProcessId, is_alive
 from local.stack import LocalStack
+from observability import rules
 from tests.e2e.conftest import make_state_dir, remove_state_dir
 
 
@@ -56,6 +59,18 @@ def test_every_service_is_supervised(running):
     # supervisord, both stores, nginx and Prometheus, and each service.
     assert len(stack.config.services) >= 5, stack.config.services
     assert len(processes) >= 5 + len(stack.config.services)
+
+
+def test_prometheus_loads_alert_rules(running):
+    stack, _ = running
+    response = urllib3.PoolManager().request(
+        "GET", stack.config.prometheus_url + "/api/v1/rules", timeout=10
+    )
+
+    assert response.status == 200
+    groups = json.loads(response.data)["data"]["groups"]
+    loaded = {rule["name"] for group in groups for rule in group["rules"]}
+    assert loaded == {alert.name for alert in rules.ALERTS}
 
 
 def test_second_start_in_same_state_dir_fails(running):
