@@ -7,10 +7,12 @@ nginx lets bodies up to local.nginx.MAX_BODY_KIB through, so the router's 413
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,10 +21,17 @@ from covid_common.config import RouterConfig
 from router.app import create_app as create_router
 
 from local import nginx
+from local.procs import descendants
 from tests.integration.support import HTTP, AppServer, sample_case
 from tests.support.servers import free_port, wait_until
 
 JSON = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class Ingress:
+    url: str
+    master_pid: int
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +50,9 @@ def ingress():
             random.Random(1),
         )
     )
+    # The directory keeps mkdtemp's mode 0700, as the local stack's test state
+    # directories do, and nginx's workers must still write temporary files in it.
     state_dir = Path(tempfile.mkdtemp(prefix="covid-ingress-"))
-    # nginx started as root runs its workers as nobody, and they write large
-    # chunked bodies to a temporary file under this directory; mkdtemp's 0700
-    # would turn those requests into a 500.
-    state_dir.chmod(0o755)
     (state_dir / "nginx" / "tmp").mkdir(parents=True)
     (state_dir / "logs").mkdir()
     port = free_port()
@@ -70,12 +77,21 @@ def ingress():
             lambda: HTTP.request("GET", url + "/healthz").status == 200,
             "nginx proxying to the router",
         )
-        yield url
+        yield Ingress(url, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)
         router.stop()
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _effective_uid(pid: int) -> int:
+    # The Uid line of /proc/PID/status lists the real, effective, saved and
+    # file-system user ids.
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[2])
+    raise AssertionError(f"no Uid line in /proc/{pid}/status")
 
 
 def post(url: str, data: bytes, headers: dict = JSON):
@@ -86,7 +102,7 @@ def post(url: str, data: bytes, headers: dict = JSON):
 def test_router_limit_answers_through_nginx(ingress):
     data = b'{"name": "' + b"x" * 20_000 + b'"}'
 
-    status, content_type, error = post(ingress, data)
+    status, content_type, error = post(ingress.url, data)
 
     assert status == 413
     assert content_type == "application/json"
@@ -96,7 +112,7 @@ def test_router_limit_answers_through_nginx(ingress):
 def test_nginx_limit_answers_json(ingress):
     data = b'{"name": "' + b"x" * (nginx.MAX_BODY_KIB * 1024 + 10) + b'"}'
 
-    status, content_type, error = post(ingress, data)
+    status, content_type, error = post(ingress.url, data)
 
     assert status == 413
     assert content_type == "application/json"
@@ -109,7 +125,7 @@ def test_chunked_body_over_nginx_limit_is_json(ingress):
 
     response = HTTP.request(
         "POST",
-        ingress + names.CASES_ROUTE,
+        ingress.url + names.CASES_ROUTE,
         body=iter(chunks),
         headers=JSON,
         chunked=True,
@@ -122,7 +138,7 @@ def test_chunked_body_over_nginx_limit_is_json(ingress):
 def test_bad_fields_through_nginx_match_router(ingress):
     data = b'{"name": "Ana", "age": "x"}'
 
-    status, content_type, error = post(ingress, data)
+    status, content_type, error = post(ingress.url, data)
 
     assert status == 422
     assert content_type == "application/json"
@@ -130,8 +146,16 @@ def test_bad_fields_through_nginx_match_router(ingress):
 
 
 def test_valid_case_reaches_router(ingress):
-    status, _, error = post(ingress, json.dumps(sample_case()).encode())
+    status, _, error = post(ingress.url, json.dumps(sample_case()).encode())
 
     # The paths are unreachable on purpose, so the router returns a JSON 502.
     assert status == 502
     assert error["error"] == "downstream_unreachable"
+
+
+def test_workers_run_as_invoking_user(ingress):
+    workers = descendants(ingress.master_pid)
+
+    assert workers, "nginx started no worker process"
+    for worker in workers:
+        assert _effective_uid(worker.pid) == os.geteuid(), worker
