@@ -26,6 +26,9 @@ class Service:
     # metrics for every service.
     http_port: int
     grpc_port: int | None = None
+    # Fixed number of gunicorn worker processes, or None for the deployment's
+    # default. GUNICORN_WORKERS is set to it on the cluster and in the local stack.
+    gunicorn_workers: int | None = None
 
     @property
     def image_name(self) -> str:
@@ -58,7 +61,9 @@ GRPC_SERVER = Service(
     http_port=8084,
     grpc_port=50051,
 )
-LIVE = Service("live", "live", _gunicorn("live"), http_port=8085)
+# One worker with several threads: each worker process caches and refreshes its
+# own summary of MongoDB, so every extra worker adds the same reads again.
+LIVE = Service("live", "live", _gunicorn("live"), http_port=8085, gunicorn_workers=1)
 
 # The services of the ingestion pipeline, in the order the local stack starts them
 # (storage side first, so a path is ready before traffic can reach it).
@@ -112,6 +117,10 @@ class Env:
     # Streams mode: seconds a read entry stays unacknowledged before another
     # consumer claims it (a consumer that died leaves its entries pending).
     STREAM_CLAIM_IDLE_S = "STREAM_CLAIM_IDLE_S"
+
+    # Live page: seconds a MongoDB summary (totals, top locations, pies) is
+    # served before a background refresh starts.
+    LIVE_SUMMARY_TTL_S = "LIVE_SUMMARY_TTL_S"
 
 
 MONGO_DB_DEFAULT = "covid"

@@ -8,9 +8,6 @@ from dataclasses import dataclass
 from covid_common import names
 from covid_common.config import LOG_LEVELS, EnvReader, StorageConfig
 
-# Seconds a MongoDB summary (totals, top locations, pies) is served before a
-# background refresh starts. Not in names.Env because only this service reads it.
-SUMMARY_TTL_ENV = "LIVE_SUMMARY_TTL_S"
 DEFAULT_SUMMARY_TTL_S = 2.0
 
 
@@ -33,5 +30,7 @@ def load_live_config(environ: Mapping[str, str] | None = None) -> LiveConfig:
             mongo_db=env.string(names.Env.MONGO_DB, names.MONGO_DB_DEFAULT),
             redis_url=env.url(names.Env.REDIS_URL, ("redis", "rediss")),
         ),
-        summary_ttl_s=env.number(SUMMARY_TTL_ENV, DEFAULT_SUMMARY_TTL_S, 0.0, 3600.0),
+        summary_ttl_s=env.number(
+            names.Env.LIVE_SUMMARY_TTL_S, DEFAULT_SUMMARY_TTL_S, 0.0, 3600.0
+        ),
     )

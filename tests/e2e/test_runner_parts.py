@@ -24,6 +24,7 @@ from local import nginx, prometheus
 from local.config import REPO_ROOT, ConfigError, parse_ports, with_free_ports
 from local.programs import build_programs, service_environment, write_files
 from local.summary import Responses, StoreState, build_summary, read_responses
+from observability import rules
 from tests.e2e.conftest import runner_environment
 
 
@@ -110,6 +111,27 @@ def test_services_get_store_urls_and_their_port(config):
             assert multiproc and service.name in multiproc
         else:
             assert multiproc is None
+
+
+def test_live_runs_one_gunicorn_worker(tmp_path):
+    config = local_config.from_environment(
+        environ={names.Env.GUNICORN_WORKERS: "4"}, state_dir=tmp_path
+    )
+
+    env = service_environment(config, names.LIVE)
+
+    assert env[names.Env.GUNICORN_WORKERS] == "1"
+    router_env = service_environment(config, names.ROUTER)
+    assert router_env[names.Env.GUNICORN_WORKERS] == "4"
+
+
+def test_prometheus_config_lists_alert_rules(config):
+    write_files(config)
+
+    scrape = (config.state_dir / "prometheus" / "prometheus.yml").read_text()
+    rule_files = json.loads(scrape.partition("\n")[2])["rule_files"]
+    assert len(rule_files) == 1
+    assert Path(rule_files[0]).read_text() == rules.rules_yaml()
 
 
 def test_external_stores_are_not_started(tmp_path):

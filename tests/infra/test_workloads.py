@@ -116,6 +116,15 @@ def test_app_deployment_follows_names(recording, service):
         assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "covid-connections"
 
 
+def test_live_runs_one_gunicorn_worker(recording):
+    deployment = recording.named(DEPLOYMENT, names.LIVE.name)
+    (container,) = containers(deployment)
+
+    env = env_of(container)
+    assert env[names.Env.GUNICORN_WORKERS]["value"] == "1"
+    assert int(env[names.Env.GUNICORN_THREADS]["value"]) > 1
+
+
 @pytest.mark.parametrize("service", names.ALL_SERVICES, ids=lambda s: s.name)
 def test_writable_paths_are_empty_dirs(recording, service):
     deployment = recording.named(DEPLOYMENT, service.name)

@@ -99,7 +99,11 @@ def _environment(
         plain[names.Env.GRPC_PORT] = str(service.grpc_port)
     if _is_gunicorn(service):
         plain[names.Env.PROMETHEUS_MULTIPROC_DIR] = MULTIPROC_DIR
-        plain[names.Env.GUNICORN_WORKERS] = GUNICORN_WORKERS
+        plain[names.Env.GUNICORN_WORKERS] = (
+            str(service.gunicorn_workers)
+            if service.gunicorn_workers
+            else GUNICORN_WORKERS
+        )
         plain[names.Env.GUNICORN_THREADS] = GUNICORN_THREADS
     plain.update(spec.env)
 
