@@ -373,6 +373,16 @@ def test_page_uses_relative_urls(client):
     assert client.get("/static/live.css").status_code == 200
 
 
+def test_page_labels_paths_without_mode(client):
+    html = client.get("/").text
+
+    # The Redis path moves records by pub/sub or by streams (REDIS_MODE), so
+    # its tile names the path only.
+    assert "Through gRPC" in html
+    assert "Through Redis<" in html
+    assert "pub/sub" not in html
+
+
 def test_page_honours_forwarded_prefix(client):
     html = client.get("/", headers={"X-Forwarded-Prefix": "/live"}).text
 
