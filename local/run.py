@@ -81,7 +81,7 @@ def run(stack: LocalStack, options: RunOptions) -> int:
             started = time.time()
             locust = _start_locust(stack, options)
             _wait_for_locust(locust, options, stack.paths.locust_dir / "locust.log")
-            summary = _summarize(stack, options, window_s=time.time() - started)
+            summary = _summarize(stack, options, started, finished=time.time())
         finally:
             # A second Ctrl-C must not cut the clean-up short and leave
             # processes behind; supervisord's own stop timeouts bound it.
@@ -205,7 +205,10 @@ def _read_locust_totals(stats_base: Path) -> Totals | None:
         return None
 
 
-def _summarize(stack: LocalStack, options: RunOptions, window_s: float) -> dict:
+def _summarize(
+    stack: LocalStack, options: RunOptions, started: float, finished: float
+) -> dict:
+    """Build the run's summary. `started` and `finished` bound Locust's process."""
     responses_path, stats_base = _locust_files(stack)
     responses = read_responses(responses_path)
     config = stack.config
@@ -222,6 +225,7 @@ def _summarize(stack: LocalStack, options: RunOptions, window_s: float) -> dict:
     finally:
         stores.close()
 
+    locust = _read_locust_totals(stats_base)
     summary = build_summary(
         duration_s=options.duration_s,
         users=options.users,
@@ -229,10 +233,16 @@ def _summarize(stack: LocalStack, options: RunOptions, window_s: float) -> dict:
         mongo_db=config.mongo_db,
         responses=responses,
         stores=state,
-        locust=_read_locust_totals(stats_base),
+        locust=locust,
     )
     summary["logs"] = str(stack.paths.logs)
-    comparison = _prometheus_comparison(config.prometheus_url, window_s)
+    # Locust's first and last request bound the load, and its own rate. The
+    # process's lifetime also covers Locust's start-up and shutdown.
+    load_start = started
+    load_end = finished
+    if locust is not None and locust.start_time and locust.end_time:
+        load_start, load_end = locust.start_time, locust.end_time
+    comparison = _prometheus_comparison(config.prometheus_url, load_start, load_end)
     if comparison is not None:
         summary["paths_from_prometheus"] = comparison
     return summary
@@ -249,14 +259,16 @@ def _comparison_module():
     return module if hasattr(module, "path_comparison") else None
 
 
-def _prometheus_comparison(prometheus_url: str, window_s: float) -> dict | None:
+def _prometheus_comparison(
+    prometheus_url: str, load_start: float, load_end: float
+) -> dict | None:
     module = _comparison_module()
     if module is None:
         return None
     # One more scrape so the final counts of the run are in Prometheus.
     time.sleep(SCRAPE_INTERVAL_S + 1)
     try:
-        return module.path_comparison(prometheus_url, window_s)
+        return module.path_comparison(prometheus_url, load_start, load_end)
     except Exception as error:  # noqa: BLE001 - the report is extra, the run's result stands
         log.warning("could not compare the paths from Prometheus: %s", error)
         return {"error": str(error)}

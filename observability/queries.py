@@ -25,16 +25,24 @@ INTERNAL_ROUTES = (names.HEALTH_ROUTE, names.READY_ROUTE, names.METRICS_ROUTE)
 INTERNAL_ROUTES_RE = "|".join(INTERNAL_ROUTES)
 
 
+# The router sends records to a path's /cases one by one or to its
+# /cases/batch several at a time, and the path's panels cover both routes.
+CASES_ROUTES_RE = f"{names.CASES_ROUTE}|{names.CASES_BATCH_ROUTE}"
+
+
 def _cases_selector(path: str, extra: str = "") -> str:
     service = PATH_ENTRY_SERVICE[path]
-    selector = f'service="{service}", route="{names.CASES_ROUTE}"'
+    selector = f'service="{service}", route=~"{CASES_ROUTES_RE}"'
     if extra:
         selector += f", {extra}"
     return selector
 
 
 def path_request_rate(path: str, window: str) -> str:
-    """Requests per second that the path's entry service served on /cases."""
+    """Requests per second to the record routes of the path's entry service.
+
+    A request to /cases/batch carries several records, so this is no record rate.
+    """
     return (
         "sum(rate(covid_http_requests_total{"
         + _cases_selector(path)
@@ -73,7 +81,7 @@ def path_routed_rate(path: str, window: str) -> str:
 
 
 def path_latency_quantile(path: str, quantile: float, window: str) -> str:
-    """Quantile of the path's /cases request duration at its entry service, in s."""
+    """Quantile of the path's record request duration at its entry service, in s."""
     return (
         f"histogram_quantile({quantile}, sum by (le) ("
         "rate(covid_http_request_duration_seconds_bucket{"
@@ -93,6 +101,16 @@ def path_lag_quantile(path: str, quantile: float, window: str) -> str:
 def path_stored_rate(path: str, window: str) -> str:
     """New records per second that the path's storing process wrote."""
     return _path_rate("covid_records_stored_total", path, window)
+
+
+def path_routed_total(path: str) -> str:
+    """Records the router handed to the path since its processes started."""
+    return f'sum(covid_router_records_routed_total{{path="{path}"}})'
+
+
+def path_failed_total(path: str) -> str:
+    """Records the router failed to send down the path since its processes started."""
+    return f'sum(covid_router_downstream_errors_total{{path="{path}"}})'
 
 
 def path_stored_total(path: str) -> str:

@@ -2,13 +2,20 @@
 
 The local runner calls `path_comparison()` at the end of a load run and stores the
 result in its run report. `format_table()` renders it for the terminal. The
-queries are the overview dashboard's (observability.queries).
+queries come from observability.queries, like the overview dashboard's.
+
+Record rates are counted over the load window itself: the growth of a counter
+between the window's start and the last scrape, divided by the window's
+length. A rate() over a window evaluated some seconds after the load ended
+would average over idle seconds and lose the counts before a series' first
+scrape, and read lower than what the load generator sent.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,7 +37,18 @@ class PathMeasure:
     label: str
     # Format of the value in the terminal table, e.g. "{:.1f}".
     number_format: str
-    build: Callable[[str, str], str]
+    # PromQL of the measure from the path and a range such as "75s". It is
+    # evaluated once, after the load.
+    build: Callable[[str, str], str] | None = None
+    # Counter totals of the path that add up to one count per record. The
+    # measure is their growth per second over the load window.
+    totals: Callable[[str], tuple[str, ...]] | None = None
+
+    def expressions(self, path: str, window: str) -> tuple[str, ...]:
+        """Return every PromQL expression that the measure evaluates for `path`."""
+        if self.totals is not None:
+            return self.totals(path)
+        return (self.build(path, window),)
 
 
 def _quantile(build, quantile: float) -> Callable[[str, str], str]:
@@ -44,55 +62,71 @@ def _unheard(path: str, window: str) -> str:
     return queries.unheard_publish_increase(window)
 
 
+def _sent_totals(path: str) -> tuple[str, ...]:
+    # Every record the router tried: the path accepted it or the attempt failed.
+    return (queries.path_routed_total(path), queries.path_failed_total(path))
+
+
 MEASURES: tuple[PathMeasure, ...] = (
-    PathMeasure("request_rate", "requests/s", "{:.2f}", queries.path_request_rate),
-    PathMeasure("error_ratio", "error ratio", "{:.2%}", queries.path_error_ratio),
+    PathMeasure("sent_rate", "records/s sent", "{:.2f}", totals=_sent_totals),
+    PathMeasure("error_ratio", "error ratio", "{:.2%}", build=queries.path_error_ratio),
     PathMeasure(
         "latency_p50_s",
         "latency p50 (ms)",
         "{:.1f}",
-        _quantile(queries.path_latency_quantile, 0.5),
+        build=_quantile(queries.path_latency_quantile, 0.5),
     ),
     PathMeasure(
         "latency_p99_s",
         "latency p99 (ms)",
         "{:.1f}",
-        _quantile(queries.path_latency_quantile, 0.99),
+        build=_quantile(queries.path_latency_quantile, 0.99),
     ),
     PathMeasure(
         "lag_p99_s",
         "end-to-end lag p99 (ms)",
         "{:.1f}",
-        _quantile(queries.path_lag_quantile, 0.99),
+        build=_quantile(queries.path_lag_quantile, 0.99),
     ),
-    PathMeasure("stored_rate", "stored/s", "{:.2f}", queries.path_stored_rate),
+    PathMeasure(
+        "stored_rate",
+        "stored/s",
+        "{:.2f}",
+        totals=lambda path: (queries.path_stored_total(path),),
+    ),
     PathMeasure(
         "records_stored",
         "records stored",
         "{:.0f}",
-        lambda path, window: queries.path_stored_total(path),
+        build=lambda path, window: queries.path_stored_total(path),
     ),
-    PathMeasure("unheard_publishes", "unheard publishes", "{:.0f}", _unheard),
+    PathMeasure("unheard_publishes", "unheard publishes", "{:.0f}", build=_unheard),
 )
 # Measures kept in seconds in the result and shown in milliseconds in the table.
 _SECONDS = {"latency_p50_s", "latency_p99_s", "lag_p99_s"}
 
 
 def query_instant(
-    http: urllib3.PoolManager, prometheus_url: str, expr: str
+    http: urllib3.PoolManager,
+    prometheus_url: str,
+    expr: str,
+    at: float | None = None,
 ) -> float | None:
-    """Evaluate `expr` at the current time and return its single value.
+    """Evaluate `expr` at unix time `at` (default: now) and return its single value.
 
     Returns None when the result is empty or not a number (a quantile of no
     samples is NaN). Raises PrometheusQueryError on a rejected query, an HTTP
     error, or a result with more than one series.
     """
     url = prometheus_url.rstrip("/") + "/api/v1/query"
+    fields = {"query": expr}
+    if at is not None:
+        fields["time"] = f"{at:.3f}"
     try:
         response = http.request(
             "GET",
             url,
-            fields={"query": expr},
+            fields=fields,
             timeout=urllib3.Timeout(total=QUERY_TIMEOUT_S),
             retries=False,
         )
@@ -131,29 +165,76 @@ def _single_value(data: dict, expr: str) -> float | None:
     return value
 
 
-def path_comparison(prometheus_url: str, window_s: float) -> dict:
-    """Measure each path over the last `window_s` seconds from Prometheus.
+def path_comparison(
+    prometheus_url: str, start: float, end: float, at: float | None = None
+) -> dict:
+    """Measure each path over the load that ran from unix time `start` to `end`.
+
+    Record rates ("sent_rate", "stored_rate") are counted within the load
+    window, as the load generator counts its own rate. The other measures are
+    evaluated at `at` (default: now, which must be after `end`) over a range
+    from `start` to `at`. Seconds after the load add no samples to their
+    histograms and counters, so they do not dilute latencies or ratios.
+    "records_stored" counts since the storing processes started.
 
     Returns {"window_s": ..., "paths": {path: {measure: value}}}, where a value
     is None when Prometheus has no data for it. Rates are per second, latencies
-    and lag in seconds; "records_stored" counts since the storing processes
-    started, the other measures cover the window only.
+    and lag in seconds.
     """
-    if window_s <= 0:
-        raise ValueError(f"window_s must be positive, got {window_s}")
-    # Prometheus range selectors take whole units; round up so the window is
-    # never shorter than requested.
-    window = f"{math.ceil(window_s)}s"
+    if end <= start:
+        raise ValueError(f"end must be after start, got start={start} end={end}")
+    at = time.time() if at is None else at
+    if at < end:
+        raise ValueError(f"at must not be before end, got at={at} end={end}")
+    # Prometheus range selectors take whole units, so the range is rounded up
+    # and never starts after the load.
+    window = f"{math.ceil(at - start)}s"
     http = urllib3.PoolManager()
     paths = {}
     for path in names.PATHS:
-        paths[path] = {
-            measure.key: query_instant(
-                http, prometheus_url, measure.build(path, window)
-            )
-            for measure in MEASURES
-        }
-    return {"window_s": math.ceil(window_s), "paths": paths}
+        values: dict[str, float | None] = {}
+        for measure in MEASURES:
+            if measure.totals is not None:
+                values[measure.key] = _growth_rate(
+                    http, prometheus_url, measure.totals(path), start, end, at
+                )
+            else:
+                expr = measure.build(path, window)
+                values[measure.key] = query_instant(http, prometheus_url, expr, at)
+        paths[path] = values
+    return {"window_s": round(end - start, 1), "paths": paths}
+
+
+def _sum_of_totals(
+    http: urllib3.PoolManager, prometheus_url: str, exprs: tuple[str, ...], at: float
+) -> float | None:
+    values = [query_instant(http, prometheus_url, expr, at) for expr in exprs]
+    present = [value for value in values if value is not None]
+    return sum(present) if present else None
+
+
+def _growth_rate(
+    http: urllib3.PoolManager,
+    prometheus_url: str,
+    exprs: tuple[str, ...],
+    start: float,
+    end: float,
+    at: float,
+) -> float | None:
+    """Return the growth of the summed counters from `start` to `at` per second of load.
+
+    A counter has no series before its first increment, so an empty result at
+    `start` counts as 0. The value at `at` includes every count of the load
+    once Prometheus has scraped after the load's last record.
+    """
+    # NOTE: a counter reset between start and at (a storing process restarted
+    # during the load) makes this rate too low, because unlike rate() the
+    # difference does not correct for resets.
+    final = _sum_of_totals(http, prometheus_url, exprs, at)
+    if final is None:
+        return None
+    initial = _sum_of_totals(http, prometheus_url, exprs, start) or 0.0
+    return (final - initial) / (end - start)
 
 
 def _format_value(measure: PathMeasure, value: float | None) -> str:
@@ -188,5 +269,5 @@ def format_table(result: dict) -> str:
         ]
         return "  ".join([first, *rest])
 
-    title = f"Paths over the last {result['window_s']} s (from Prometheus)"
+    title = f"Paths over {result['window_s']} s of load (from Prometheus)"
     return "\n".join([title, line(headers), *(line(row) for row in rows)])

@@ -212,7 +212,8 @@ def test_every_query_parses(tmp_path: Path) -> None:
         expressions[alert.name] = alert.expr
     for measure in summary.MEASURES:
         for path in names.PATHS:
-            expressions[f"{measure.key} {path}"] = measure.build(path, "60s")
+            for index, expr in enumerate(measure.expressions(path, "60s")):
+                expressions[f"{measure.key} {path} {index}"] = expr
 
     result = check_expressions(expressions, tmp_path)
 

@@ -259,7 +259,9 @@ def test_storage_errors_are_measured(loaded_stack: StackConfig) -> None:
 
 
 def test_path_comparison_has_every_measure(loaded_stack: StackConfig) -> None:
-    result = summary.path_comparison(loaded_stack.prometheus_url, window_s=180)
+    now = time.time()
+
+    result = summary.path_comparison(loaded_stack.prometheus_url, now - 180, now)
 
     for path in names.PATHS:
         for key, value in result["paths"][path].items():
