@@ -12,6 +12,9 @@ import os
 import pwd
 from pathlib import Path
 
+from covid_common import names
+from router.batch import MAX_BATCH_BODY_BYTES
+
 # nginx's own status page, used as its health check.
 STATUS_ROUTE = "/nginx_status"
 # Path prefix of the live page on the ingress, the same as in the cluster.
@@ -21,6 +24,10 @@ LIVE_PREFIX = "/live"
 # nginx lets a little more through, so clients see the router's message, and
 # rejects anything larger itself, also with a JSON body.
 MAX_BODY_KIB = 32
+
+# The router's limit for POST /cases/batch is MAX_BATCH_BODY_BYTES; nginx again
+# lets a little more through so that the router's own 413 reaches the client.
+MAX_BATCH_BODY_KIB = MAX_BATCH_BODY_BYTES // 1024 + 64
 
 # Seconds. The router's own downstream timeout is shorter, so nginx times out
 # only when the router itself hangs.
@@ -68,19 +75,20 @@ http {{
         client_body_buffer_size {max_body};
 
         location / {{
-            proxy_pass http://router;
-            # HTTP/1.1 with an empty Connection header lets nginx reuse the
-            # upstream connections of the keepalive pool.
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Request-ID $request_id;
-            proxy_connect_timeout {connect_timeout}s;
-            proxy_send_timeout {read_timeout}s;
-            proxy_read_timeout {read_timeout}s;
-            # A POST is not idempotent: never resend it to the router.
-            proxy_next_upstream off;
+{router_proxy}
+        }}
+        # A batch may be up to the router's batch limit, so its own location
+        # lets larger bodies through, with a 413 that states that limit.
+        location = {batch_route} {{
+            client_max_body_size {max_batch_body};
+            client_body_buffer_size {max_batch_body};
+            # An error_page here replaces all those of the server, so every
+            # status that nginx answers itself is listed again.
+            error_page 413 /_errors/413-batch;
+            error_page 502 /_errors/502;
+            error_page 503 /_errors/503;
+            error_page 504 /_errors/504;
+{router_proxy}
         }}
 {live_locations}
         location = {status_route} {{
@@ -102,10 +110,35 @@ http {{
 """
 
 
+# Directives of both router locations. HTTP/1.1 with an empty Connection header
+# lets nginx reuse the upstream connections of the keepalive pool, and a POST is
+# not idempotent, so nginx never resends it to the router.
+_ROUTER_PROXY = f"""\
+            proxy_pass http://router;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Request-ID $request_id;
+            proxy_connect_timeout {CONNECT_TIMEOUT_S}s;
+            proxy_send_timeout {READ_TIMEOUT_S}s;
+            proxy_read_timeout {READ_TIMEOUT_S}s;
+            proxy_next_upstream off;"""
+
+
+def _too_large(limit_kib: int) -> dict[str, object]:
+    """Return the JSON body of nginx's 413 for a body limit of `limit_kib`."""
+    # Like the services' errors, a rejected request names the bad part.
+    return {
+        "error": "payload_too_large",
+        "message": f"The body is larger than {limit_kib} KiB.",
+        "fields": {"body": f"must be at most {limit_kib} KiB"},
+    }
+
+
 def _error_locations() -> str:
     """Return one internal location per error status that nginx returns as JSON."""
     errors = {
-        413: ("payload_too_large", f"The body is larger than {MAX_BODY_KIB} KiB."),
         502: ("bad_gateway", "The service behind the ingress is not reachable."),
         503: ("unavailable", "The service behind the ingress is unavailable."),
         504: (
@@ -113,15 +146,17 @@ def _error_locations() -> str:
             f"The service behind the ingress timed out after {READ_TIMEOUT_S} s.",
         ),
     }
-    blocks = []
+    bodies: dict[str, tuple[int, dict[str, object]]] = {
+        "413": (413, _too_large(MAX_BODY_KIB)),
+        "413-batch": (413, _too_large(MAX_BATCH_BODY_KIB)),
+    }
     for status, (code, message) in errors.items():
-        error: dict[str, object] = {"error": code, "message": message}
-        if status == 413:
-            # Like the services' errors, a rejected request names the bad part.
-            error["fields"] = {"body": f"must be at most {MAX_BODY_KIB} KiB"}
+        bodies[str(status)] = (status, {"error": code, "message": message})
+    blocks = []
+    for name, (status, error) in bodies.items():
         body = json.dumps(error)
         blocks.append(
-            f"        location = /_errors/{status} {{\n"
+            f"        location = /_errors/{name} {{\n"
             "            internal;\n"
             f"            return {status} '{body}\\n';\n"
             "        }"
@@ -184,8 +219,9 @@ def render(
         listen_port=listen_port,
         router_port=router_port,
         max_body=f"{MAX_BODY_KIB}k",
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
+        max_batch_body=f"{MAX_BATCH_BODY_KIB}k",
+        batch_route=names.CASES_BATCH_ROUTE,
+        router_proxy=_ROUTER_PROXY,
         status_route=STATUS_ROUTE,
         error_locations=_error_locations(),
     )

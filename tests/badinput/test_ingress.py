@@ -1,7 +1,8 @@
 """Oversized and bad bodies through the local stack's nginx: JSON errors only.
 
-nginx lets bodies up to local.nginx.MAX_BODY_KIB through, so the router's 413
-(limit 16 KiB) reaches the client; larger bodies get nginx's own JSON 413.
+nginx lets bodies up to local.nginx.MAX_BODY_KIB through (MAX_BATCH_BODY_KIB for
+POST /cases/batch), so the router's 413 reaches the client; larger bodies get
+nginx's own JSON 413.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from covid_common import names
 from covid_common.config import RouterConfig
 from router.app import create_app as create_router
+from router.batch import MAX_BATCH_BODY_BYTES
 
 from local import nginx
 from local.procs import descendants
@@ -159,3 +161,44 @@ def test_workers_run_as_invoking_user(ingress):
     assert workers, "nginx started no worker process"
     for worker in workers:
         assert _effective_uid(worker.pid) == os.geteuid(), worker
+
+
+def post_batch(url: str, data: bytes):
+    response = HTTP.request(
+        "POST", url + names.CASES_BATCH_ROUTE, body=data, headers=JSON
+    )
+    return response.status, response.headers.get("Content-Type"), response.json()
+
+
+def test_batch_over_single_limit_reaches_router(ingress):
+    # 400 cases are over nginx's limit for single records and under the
+    # router's batch limit, so the router answers for each item.
+    data = json.dumps([sample_case() for _ in range(400)]).encode()
+    assert len(data) > nginx.MAX_BODY_KIB * 1024
+
+    status, content_type, reply = post_batch(ingress.url, data)
+
+    assert status == 200
+    assert content_type == "application/json"
+    assert len(reply["results"]) == 400
+
+
+def test_batch_over_router_limit_answers_router_413(ingress):
+    data = b'[{"name": "' + b"x" * (MAX_BATCH_BODY_BYTES + 10) + b'"}]'
+
+    status, content_type, error = post_batch(ingress.url, data)
+
+    assert status == 413
+    assert content_type == "application/json"
+    assert error["error"] == "payload_too_large"
+
+
+def test_batch_over_nginx_limit_answers_json(ingress):
+    data = b'[{"name": "' + b"x" * (nginx.MAX_BATCH_BODY_KIB * 1024 + 10) + b'"}]'
+
+    status, content_type, error = post_batch(ingress.url, data)
+
+    limit = nginx.MAX_BATCH_BODY_KIB
+    assert status == 413
+    assert content_type == "application/json"
+    assert error["fields"] == {"body": f"must be at most {limit} KiB"}

@@ -93,7 +93,8 @@ def test_nginx_errors_are_json(tmp_path):
     text = nginx.render(listen_port=1, router_port=2, state_dir=tmp_path)
     bodies = [line.split("'")[1] for line in text.splitlines() if "return 5" in line]
     bodies += [line.split("'")[1] for line in text.splitlines() if "return 413" in line]
-    assert len(bodies) == 4
+    # 502, 503, 504, and a 413 for single records and one for batches.
+    assert len(bodies) == 5
     for body in bodies:
         error = json.loads(body.replace("\\n", ""))
         assert error["error"] and error["message"], body

@@ -29,7 +29,8 @@ APP_UID = 10001
 # Folder in which gunicorn's workers share prometheus-client metric files.
 MULTIPROC_DIR = "/var/run/prometheus-multiproc"
 GUNICORN_WORKERS = "2"
-GUNICORN_THREADS = "4"
+# GUNICORN_THREADS is left unset so that covid_common.gunicorn_conf picks each
+# service's thread count, as on the local stack (the router needs many more).
 DEFAULT_RESOURCES = Resources(
     cpu_request="100m", memory_request="128Mi", cpu_limit="1", memory_limit="512Mi"
 )
@@ -104,7 +105,6 @@ def _environment(
             if service.gunicorn_workers
             else GUNICORN_WORKERS
         )
-        plain[names.Env.GUNICORN_THREADS] = GUNICORN_THREADS
     plain.update(spec.env)
 
     env = [
