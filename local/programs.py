@@ -1,9 +1,10 @@
 """The processes of the local stack: how each starts and how to tell that it is up.
 
-The stack starts in three stages, and supervisord stops it in reverse. The
-stores come first, then the services in the order of names.PIPELINE_SERVICES
-(storage side before the router), then the edge: nginx and Prometheus. So the
-ingress opens only when the router behind it is ready.
+The stack starts in three stages and stops in reverse. The stores come first,
+then the services in the order of names.PIPELINE_SERVICES (storage side before
+the router), then the edge: nginx and Prometheus. So the ingress opens only when
+the router behind it is ready. The programs of one stage stop together, and each
+stage stops only after the stage in front of it is down.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import enum
 import shlex
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,22 @@ class Stage(enum.IntEnum):
     STORES = 1
     SERVICES = 2
     EDGE = 3
+
+
+# gunicorn's graceful_timeout in the local stack: on SIGTERM its workers get this
+# long to finish running requests. Routed requests give up after the router's
+# downstream timeout (5 s by default), so 10 s lets them finish. It is shorter
+# than the 20 s of covid_common.gunicorn_conf so that stopping the stack is quick.
+GUNICORN_GRACEFUL_TIMEOUT_S = 10
+# A service's stop wait covers its own grace period (gunicorn's graceful timeout
+# above, or grpc-server's 10 s stop grace) plus 5 s for the process to exit.
+SERVICE_STOP_WAIT_S = GUNICORN_GRACEFUL_TIMEOUT_S + 5
+# SecantusDB is the store of record, so it gets more time to finish its writes.
+SECANTUS_STOP_WAIT_S = 20
+# supervisord checks stop waits once per pass of its main loop (1 s poll timeout
+# in supervisor 4.3), so a SIGKILL can come up to a second late, and the exit must
+# still be reaped. A bound allows this much per wait on top of the stop wait.
+STOP_MARGIN_S = 3
 
 
 class CheckKind(enum.Enum):
@@ -62,11 +79,45 @@ class Program:
     directory: Path
     health: HealthCheck
     environment: Mapping[str, str] = field(default_factory=dict)
-    # Seconds supervisord waits after SIGTERM before it sends SIGKILL.
+    # Seconds supervisord waits after SIGTERM before it sends SIGKILL. It is
+    # longer than the program's own grace period, so a clean stop can finish.
     stop_wait_s: int = 10
+
+    @property
+    def priority(self) -> int:
+        """supervisord priority: a lower priority stops later.
+
+        Programs of one stage share a priority, and LocalStack.stop stops
+        the programs of one priority together.
+        """
+        return int(self.stage) * 100
 
     def command_line(self) -> str:
         return shlex.join(self.command)
+
+
+def parallel_stop_bound_s(programs: Iterable[Program]) -> int:
+    """Return the worst-case seconds to stop `programs` one priority at a time.
+
+    Each priority takes as long as its slowest program's stop wait, plus the
+    margin. This is how LocalStack.stop stops a stack.
+    """
+    slowest: dict[int, int] = {}
+    for program in programs:
+        slowest[program.priority] = max(
+            slowest.get(program.priority, 0), program.stop_wait_s
+        )
+    return sum(wait + STOP_MARGIN_S for wait in slowest.values())
+
+
+def serial_stop_bound_s(programs: Iterable[Program]) -> int:
+    """Return the worst-case seconds for supervisord's own shutdown of `programs`.
+
+    On SIGTERM, supervisord 4.3 stops one process group at a time, and each
+    program is a group of its own, so the stop waits add up. Equal priorities
+    do not change that.
+    """
+    return sum(program.stop_wait_s + STOP_MARGIN_S for program in programs)
 
 
 @dataclass(frozen=True)
@@ -172,6 +223,9 @@ def service_environment(config: StackConfig, service: names.Service) -> dict[str
     if uses_gunicorn(service):
         metrics_dir = StatePaths(config.state_dir).metrics_dir(service)
         env[names.Env.PROMETHEUS_MULTIPROC_DIR] = str(metrics_dir)
+        # gunicorn applies GUNICORN_CMD_ARGS after the configuration file, so
+        # this overrides graceful_timeout there. SERVICE_STOP_WAIT_S covers it.
+        env["GUNICORN_CMD_ARGS"] = f"--graceful-timeout {GUNICORN_GRACEFUL_TIMEOUT_S}"
     return env
 
 
@@ -200,7 +254,7 @@ def build_programs(config: StackConfig) -> list[Program]:
                 ),
                 directory=paths.root,
                 health=HealthCheck(CheckKind.MONGO, config.mongo_url),
-                stop_wait_s=20,
+                stop_wait_s=SECANTUS_STOP_WAIT_S,
             )
         )
     if not config.external_redis_url:
@@ -227,7 +281,7 @@ def build_programs(config: StackConfig) -> list[Program]:
                 directory=APPS_DIR,
                 health=HealthCheck(CheckKind.HTTP, ready_url),
                 environment=service_environment(config, service),
-                stop_wait_s=15,
+                stop_wait_s=SERVICE_STOP_WAIT_S,
             )
         )
 

@@ -26,6 +26,7 @@ from local.prometheus import SCRAPE_INTERVAL_S
 from local.stack import LocalStack
 from local.summary import Stores, build_summary, format_summary, read_responses
 from local.summary import wait_for_drain as wait_for_stores
+from local.supervisor import terminate_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ DEFAULT_OUTPUT = REPO_ROOT / "build" / "local-run.json"
 DEFAULT_DRAIN_TIMEOUT_S = 30.0
 # Seconds Locust gives running requests after the run time before it stops users.
 LOCUST_STOP_TIMEOUT_S = 5
+# Seconds Locust gets to stop after SIGINT before it is killed, and to exit then.
+LOCUST_STOP_WAIT_S = LOCUST_STOP_TIMEOUT_S + 10
+LOCUST_KILL_WAIT_S = 5
 # Exit status after SIGINT, as shells report a process ended by Ctrl-C.
 INTERRUPTED_STATUS = 130
 
@@ -63,6 +67,15 @@ def _raise_terminated(signum: int, _frame: object) -> None:
     raise Terminated(signal.Signals(signum).name)
 
 
+def interrupt_bound_s(stack: LocalStack) -> float:
+    """Return the worst-case seconds from SIGINT during the load to the runner's exit.
+
+    It is Locust's stop plus LocalStack.stop: 94 s with the default stop
+    waits, while a stop normally takes a few seconds.
+    """
+    return LOCUST_STOP_WAIT_S + LOCUST_KILL_WAIT_S + stack.stop_bound_s()
+
+
 def run(stack: LocalStack, options: RunOptions) -> int:
     """Run the load test and return the exit status."""
     if options.traffic_file:
@@ -77,14 +90,20 @@ def run(stack: LocalStack, options: RunOptions) -> int:
     locust: subprocess.Popen | None = None
     try:
         try:
-            stack.start(reset_data=True, timeout_s=options.start_timeout_s)
+            # Tied to this process, so even a SIGKILL of the runner stops the
+            # stack. `up` starts a stack that outlives the command instead.
+            stack.start(
+                reset_data=True,
+                timeout_s=options.start_timeout_s,
+                die_with_caller=True,
+            )
             started = time.time()
             locust = _start_locust(stack, options)
             _wait_for_locust(locust, options, stack.paths.locust_dir / "locust.log")
             summary = _summarize(stack, options, started, finished=time.time())
         finally:
             # A second Ctrl-C must not cut the clean-up short and leave
-            # processes behind; supervisord's own stop timeouts bound it.
+            # processes behind. interrupt_bound_s bounds the clean-up.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             _stop_locust(locust)
@@ -155,6 +174,7 @@ def _start_locust(stack: LocalStack, options: RunOptions) -> subprocess.Popen:
     )
     with log_path.open("wb") as log_file:
         # Its own session: the runner, not the terminal, decides when it stops.
+        # If the runner dies, Locust gets SIGTERM and stops too.
         return subprocess.Popen(
             command,
             stdout=log_file,
@@ -163,6 +183,7 @@ def _start_locust(stack: LocalStack, options: RunOptions) -> subprocess.Popen:
             env=env,
             cwd=REPO_ROOT,
             start_new_session=True,
+            preexec_fn=terminate_with_parent(os.getpid()),
         )
 
 
@@ -191,10 +212,16 @@ def _stop_locust(locust: subprocess.Popen | None) -> None:
     # SIGINT makes Locust stop its users and write its statistics.
     locust.send_signal(signal.SIGINT)
     try:
-        locust.wait(timeout=LOCUST_STOP_TIMEOUT_S + 10)
+        locust.wait(timeout=LOCUST_STOP_WAIT_S)
     except subprocess.TimeoutExpired:
+        log.warning("Locust did not stop within %d s; killing it", LOCUST_STOP_WAIT_S)
         locust.kill()
-        locust.wait()
+        # A wait without a timeout would block for good if Ctrl-C interrupted
+        # Popen.wait between taking its internal lock and the matching `try`.
+        try:
+            locust.wait(timeout=LOCUST_KILL_WAIT_S)
+        except subprocess.TimeoutExpired:
+            log.error("Locust (PID %d) did not exit after SIGKILL", locust.pid)
 
 
 def _read_locust_totals(stats_base: Path) -> Totals | None:

@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import time
-import xmlrpc.client
 from dataclasses import dataclass
 
 import pymongo
@@ -32,19 +31,29 @@ from local.config import StackConfig, busy_ports
 from local.health import StackError, wait_healthy
 from local.procs import ProcessId, descendants, is_alive, kill, wait_gone
 from local.programs import (
+    STOP_MARGIN_S,
     Program,
     Stage,
     StatePaths,
     build_programs,
+    parallel_stop_bound_s,
+    serial_stop_bound_s,
     uses_gunicorn,
     write_files,
 )
-from local.supervisor import ProgramState, Supervisor
+from local.supervisor import RPC_ERRORS, ProgramState, Supervisor
 
 log = logging.getLogger(__name__)
 
 # Prefix of every Redis key the services write (see names.RedisKeys).
 REDIS_KEY_PATTERN = "covid:*"
+# Seconds supervisord gets to exit once its programs are stopped.
+SUPERVISORD_EXIT_S = 10
+# Seconds processes that left their program's process group get to exit after
+# supervisord, before they are killed.
+LEFTOVER_WAIT_S = 5
+# Seconds to collect the exit status of a supervisord started by this object.
+REAP_WAIT_S = 5
 
 
 @dataclass(frozen=True)
@@ -66,8 +75,17 @@ class LocalStack:
     def programs(self) -> list[Program]:
         return build_programs(self.config)
 
-    def start(self, reset_data: bool = False, timeout_s: float = 120) -> None:
+    def start(
+        self,
+        reset_data: bool = False,
+        timeout_s: float = 120,
+        die_with_caller: bool = False,
+    ) -> None:
         """Start every program stage by stage and wait until all are healthy.
+
+        With `die_with_caller`, the stack stops when the calling process dies,
+        even by SIGKILL. supervisord gets SIGTERM then and stops its programs one
+        at a time, within serial_stop_bound_s(self.programs) seconds.
 
         With `reset_data`, the stack starts with no records and no Prometheus
         history. It drops the
@@ -99,7 +117,7 @@ class LocalStack:
         if reset_data:
             # Old series would mix into queries about this run's metrics.
             shutil.rmtree(self.paths.prometheus_dir / "data", ignore_errors=True)
-        self._process = self.supervisor.launch()
+        self._process = self.supervisor.launch(die_with_parent=die_with_caller)
         deadline = time.monotonic() + timeout_s
         try:
             self.supervisor.wait_ready(self._process)
@@ -174,31 +192,54 @@ class LocalStack:
             raise StackError(f"no local stack runs from {self.paths.root}")
         return list(self.supervisor.states().values())
 
-    def stop(self, timeout_s: float = 90) -> StopReport:
-        """Stop every program and supervisord; kill what is left after `timeout_s`."""
+    def stop_bound_s(self) -> float:
+        """Return the worst-case seconds of `stop` for this stack's programs.
+
+        With the default stop waits this is 54 s for the programs, plus 20 s for
+        supervisord and the clean-up (local.programs has the stop waits).
+        """
+        return (
+            parallel_stop_bound_s(self.programs)
+            + SUPERVISORD_EXIT_S
+            + LEFTOVER_WAIT_S
+            + REAP_WAIT_S
+        )
+
+    def stop(self) -> StopReport:
+        """Stop every program, then supervisord; kill what is left.
+
+        The programs of one priority stop together, the edge first and the
+        stores last, so the stop takes at most stop_bound_s while supervisord
+        replies to XML-RPC calls promptly. If supervisord does not reply, it
+        gets SIGTERM and stops the programs one at a time.
+        """
         supervisord = self.supervisor.running_pid()
         if supervisord is None:
             self._reap()
             return StopReport((), ())
 
         processes = [supervisord, *descendants(supervisord.pid)]
+        exit_wait_s: float = SUPERVISORD_EXIT_S
         try:
+            self._stop_programs()
             self.supervisor.request_shutdown()
-        except (OSError, xmlrpc.client.Fault) as error:
+        except RPC_ERRORS as error:
             log.warning(
-                "supervisord did not take the shutdown request (%s); sending SIGTERM",
+                "supervisord rejected or did not reply to the stop requests (%s); "
+                "sending SIGTERM",
                 error,
             )
             os.kill(supervisord.pid, signal.SIGTERM)
+            exit_wait_s = serial_stop_bound_s(self.programs)
 
-        if wait_gone([supervisord], timeout_s):
-            log.error("supervisord did not exit within %.0f s; killing it", timeout_s)
+        if wait_gone([supervisord], exit_wait_s):
+            log.error("supervisord did not exit within %.0f s; killing it", exit_wait_s)
             kill([supervisord])
         self._reap()
 
         # supervisord stops each program's process group, so this finds only
         # processes that left their group.
-        leftover = wait_gone(processes, 5)
+        leftover = wait_gone(processes, LEFTOVER_WAIT_S)
         if leftover:
             log.error(
                 "processes still running after supervisord exited, killing: %s",
@@ -209,12 +250,37 @@ class LocalStack:
         log.info("the local stack is stopped (%d processes)", len(processes))
         return StopReport(stopped, tuple(leftover))
 
+    def _stop_programs(self) -> None:
+        """Stop the programs one priority at a time, all of a priority together.
+
+        supervisord sends SIGKILL after a program's stop wait, so each priority
+        takes at most its longest stop wait plus STOP_MARGIN_S.
+        """
+        for tier in self.supervisor.stop_tiers():
+            tier_names = [name for name, _ in tier]
+            limit_s = max(wait for _, wait in tier) + STOP_MARGIN_S
+            started = time.monotonic()
+            self.supervisor.request_stop(tier_names)
+            running = self.supervisor.wait_stopped(tier_names, limit_s)
+            if running:
+                # supervisord keeps stopping them during its shutdown.
+                log.error(
+                    "still running %.0f s after the stop request: %s",
+                    limit_s,
+                    ", ".join(running),
+                )
+            log.info(
+                "stopped %s in %.1f s",
+                ", ".join(tier_names),
+                time.monotonic() - started,
+            )
+
     def _reap(self) -> None:
         # A supervisord started by this object is its child: collect its status so
         # it does not stay behind as a zombie.
         if self._process is not None:
             try:
-                self._process.wait(timeout=5)
+                self._process.wait(timeout=REAP_WAIT_S)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()

@@ -1,4 +1,8 @@
-"""`python -m local run` as a user starts it: a short load run, and Ctrl-C."""
+"""`python -m local run` as a user starts it: a short load run, Ctrl-C and SIGKILL.
+
+Each test kills whatever the runner left running before it removes the state
+directory, so a failing test leaves no processes behind.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from covid_common import names
 
-from local.config import REPO_ROOT, with_free_ports
-from local.procs import ProcessId, descendants, is_alive
+from local.config import REPO_ROOT, StackConfig, with_free_ports
+from local.procs import ProcessId, descendants, is_alive, kill, wait_gone
+from local.programs import StatePaths, serial_stop_bound_s
+from local.run import LOCUST_STOP_WAIT_S, interrupt_bound_s
+from local.stack import LocalStack
+from local.supervisor import Supervisor
 from tests.e2e.conftest import (
     make_state_dir,
     port_arguments,
@@ -21,10 +30,15 @@ from tests.e2e.conftest import (
 )
 
 RUN_SECONDS = 10
+# Seconds for the runner's interpreter to exit once the stack is stopped, or for
+# the last process to be reaped, on a busy machine.
+EXIT_MARGIN_S = 10
 
 
-def _start_runner(state_dir: Path, output: Path, duration_s: int) -> subprocess.Popen:
-    config = with_free_ports(state_dir)
+def _start_runner(
+    config: StackConfig, output: Path, duration_s: int
+) -> subprocess.Popen:
+    state_dir = config.state_dir
     command = [
         sys.executable,
         "-m",
@@ -66,10 +80,45 @@ def _watch(runner: subprocess.Popen, seen: set[ProcessId], until: float) -> None
         time.sleep(0.5)
 
 
+def _wait_for_load(
+    runner: subprocess.Popen, state_dir: Path, seen: set[ProcessId]
+) -> None:
+    """Wait until Locust records responses, because the whole stack is up then."""
+    responses = state_dir / "locust" / "responses.jsonl"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and runner.poll() is None:
+        seen.update(descendants(runner.pid))
+        if responses.exists() and responses.stat().st_size > 0:
+            break
+        time.sleep(0.5)
+    assert runner.poll() is None, _runner_output(state_dir)
+    assert responses.exists(), "Locust sent nothing within 180 s"
+    seen.update(descendants(runner.pid))
+
+
+def _kill_leftovers(
+    runner: subprocess.Popen, state_dir: Path, seen: set[ProcessId]
+) -> None:
+    """SIGKILL the runner, its supervisord and every process under either of them."""
+    found = set(seen)
+    if runner.poll() is None:
+        found.update(descendants(runner.pid))
+    # Once the runner is gone, its supervisord is no longer its descendant.
+    supervisord = Supervisor(StatePaths(state_dir)).running_pid()
+    if supervisord is not None:
+        found.add(supervisord)
+        found.update(descendants(supervisord.pid))
+    if runner.poll() is None:
+        runner.kill()
+    runner.wait()
+    kill(list(found))
+    wait_gone(list(found), EXIT_MARGIN_S)
+
+
 def test_run_stores_every_accepted_record(tmp_path):
     state_dir = make_state_dir("run")
     output = tmp_path / "summary.json"
-    runner = _start_runner(state_dir, output, RUN_SECONDS)
+    runner = _start_runner(with_free_ports(state_dir), output, RUN_SECONDS)
     seen: set[ProcessId] = set()
     try:
         _watch(runner, seen, until=time.monotonic() + RUN_SECONDS + 180)
@@ -95,38 +144,65 @@ def test_run_stores_every_accepted_record(tmp_path):
         assert len(seen) > 10, seen
         assert [p for p in seen if is_alive(p)] == []
     finally:
-        if runner.poll() is None:
-            runner.kill()
+        _kill_leftovers(runner, state_dir, seen)
         remove_state_dir(state_dir)
 
 
 def test_sigint_stops_every_process(tmp_path):
     state_dir = make_state_dir("sigint")
+    config = with_free_ports(state_dir)
     output = tmp_path / "summary.json"
-    runner = _start_runner(state_dir, output, duration_s=300)
-    responses = state_dir / "locust" / "responses.jsonl"
+    runner = _start_runner(config, output, duration_s=300)
     seen: set[ProcessId] = set()
     try:
-        deadline = time.monotonic() + 180
-        # Wait until Locust records responses, because the whole stack is up then.
-        while time.monotonic() < deadline and runner.poll() is None:
-            seen.update(descendants(runner.pid))
-            if responses.exists() and responses.stat().st_size > 0:
-                break
-            time.sleep(0.5)
-        assert runner.poll() is None, _runner_output(state_dir)
-        assert responses.exists(), "Locust sent nothing within 180 s"
-        seen.update(descendants(runner.pid))
+        _wait_for_load(runner, state_dir, seen)
         commands = " ".join(process.command for process in seen)
         assert "locust" in commands or "python" in commands, commands
 
         runner.send_signal(signal.SIGINT)
-        status = runner.wait(timeout=150)
+        limit_s = interrupt_bound_s(LocalStack(config)) + EXIT_MARGIN_S
+        try:
+            status = runner.wait(timeout=limit_s)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"the runner did not exit within {limit_s:.0f} s of SIGINT:\n"
+                + _runner_output(state_dir)
+            )
 
         assert status == 130, _runner_output(state_dir)
         assert [p for p in seen if is_alive(p)] == []
         assert not output.exists()
     finally:
-        if runner.poll() is None:
-            runner.kill()
+        _kill_leftovers(runner, state_dir, seen)
+        remove_state_dir(state_dir)
+
+
+def test_sigkill_of_runner_stops_stack(tmp_path):
+    state_dir = make_state_dir("sigkill")
+    config = with_free_ports(state_dir)
+    output = tmp_path / "summary.json"
+    runner = _start_runner(config, output, duration_s=300)
+    seen: set[ProcessId] = set()
+    try:
+        _wait_for_load(runner, state_dir, seen)
+        supervisord = Supervisor(StatePaths(state_dir)).running_pid()
+        assert supervisord is not None
+        assert supervisord in seen
+        assert len(seen) > 10, seen
+
+        runner.kill()
+        runner.wait()
+        # supervisord stops its programs one at a time after the runner's death;
+        # Locust stops at the same time.
+        stack_programs = LocalStack(config).programs
+        limit_s = (
+            max(serial_stop_bound_s(stack_programs), LOCUST_STOP_WAIT_S) + EXIT_MARGIN_S
+        )
+        left = wait_gone(sorted(seen, key=lambda p: p.pid), limit_s)
+
+        assert left == [], f"still running {limit_s:.0f} s after SIGKILL: {left}"
+        supervisord_log = (state_dir / "logs" / "supervisord.log").read_text()
+        assert "received SIGTERM" in supervisord_log
+    finally:
+        _kill_leftovers(runner, state_dir, seen)
         remove_state_dir(state_dir)
