@@ -34,6 +34,7 @@ import orjson
 import pymongo
 import redis
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.write_concern import WriteConcern
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
@@ -118,6 +119,20 @@ class _Uncounted:
     expires: float  # time.monotonic()
 
 
+def durable_write_concern(configured: WriteConcern) -> WriteConcern:
+    """Return the write concern for stores: the URL's, else majority and journaled.
+
+    The router answers 201 once a record is stored, so an acknowledged insert
+    must survive a crash of the database server. Without `j`, a server may
+    acknowledge an insert before its journal reaches the disk: SecantusDB
+    0.7.0b3 lost the last few acknowledged inserts when it was killed with
+    SIGKILL under load. A standalone server treats "majority" as one node.
+    """
+    if not configured.is_server_default:
+        return configured
+    return WriteConcern(w="majority", j=True)
+
+
 @dataclass(frozen=True)
 class StoreResult:
     record_id: str
@@ -135,7 +150,10 @@ class Storage:
         latest_max: int = LATEST_MAX,
     ):
         self._mongo = mongo_client
-        self._cases = mongo_client[mongo_db][names.MONGO_CASES_COLLECTION]
+        self._cases = mongo_client[mongo_db].get_collection(
+            names.MONGO_CASES_COLLECTION,
+            write_concern=durable_write_concern(mongo_client.write_concern),
+        )
         self._redis = redis_client
         self._count_script = redis_client.register_script(COUNT_SCRIPT)
         self._latest_max = latest_max
