@@ -29,6 +29,11 @@ MAX_BODY_KIB = 32
 # lets a little more through so that the router's own 413 reaches the client.
 MAX_BATCH_BODY_KIB = MAX_BATCH_BODY_BYTES // 1024 + 64
 
+# Seconds an idle upstream connection to the router stays in nginx's pool. It
+# is shorter than gunicorn's keepalive, so nginx, never the router, closes an
+# idle connection.
+UPSTREAM_KEEPALIVE_S = 30
+
 # Seconds. The router's own downstream timeout is shorter, so nginx times out
 # only when the router itself hangs.
 CONNECT_TIMEOUT_S = 2
@@ -64,7 +69,7 @@ http {{
     upstream router {{
         server 127.0.0.1:{router_port} max_fails=0;
         keepalive 32;
-        keepalive_timeout 30s;
+        keepalive_timeout {upstream_keepalive}s;
     }}
 
     server {{
@@ -222,6 +227,7 @@ def render(
         max_batch_body=f"{MAX_BATCH_BODY_KIB}k",
         batch_route=names.CASES_BATCH_ROUTE,
         router_proxy=_ROUTER_PROXY,
+        upstream_keepalive=UPSTREAM_KEEPALIVE_S,
         status_route=STATUS_ROUTE,
         error_locations=_error_locations(),
     )

@@ -54,7 +54,12 @@ threads = _env.integer(
 timeout = 30
 # On SIGTERM, in-flight requests get this long before workers are killed.
 graceful_timeout = 20
-keepalive = 5
+# Seconds an idle keep-alive connection stays open. It must outlast the idle
+# timeout of every client that pools connections to the service (the local
+# nginx keeps upstream connections 30 s, urllib3 pools keep them until reuse):
+# when the server closes first, a request sent on the closing connection fails,
+# and nginx answers 502 because it never resends a POST.
+keepalive = 75
 # The services log one line per request themselves.
 accesslog = None
 # gRPC channels and pools are created in each worker, never in the master.

@@ -122,7 +122,7 @@ class _Uncounted:
 def durable_write_concern(configured: WriteConcern) -> WriteConcern:
     """Return the write concern for stores: the URL's, else majority and journaled.
 
-    The router answers 201 once a record is stored, so an acknowledged insert
+    The router returns 201 once a record is stored, so an acknowledged insert
     must survive a crash of the database server. Without `j`, a server may
     acknowledge an insert before its journal reaches the disk: SecantusDB
     0.7.0b3 lost the last few acknowledged inserts when it was killed with

@@ -6,6 +6,7 @@ nginx -t); the record generator is checked against the router's own rules.
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
 import shutil
@@ -392,3 +393,14 @@ def test_summary_flags_redis_mismatch():
     summary = _summary(responses, stores, "grpc=50,redis=50")
     assert summary["duplicated"]["redis_total_minus_mongo_records"] == 1
     assert summary["passed"] is False
+
+
+def test_router_outlasts_nginx_idle_connections(monkeypatch):
+    # gunicorn_conf reads the service's port when it is imported.
+    monkeypatch.setenv(names.Env.HTTP_PORT, "1")
+    monkeypatch.delitem(sys.modules, "covid_common.gunicorn_conf", raising=False)
+    gunicorn_conf = importlib.import_module("covid_common.gunicorn_conf")
+
+    # If gunicorn closed an idle connection first, nginx could send a POST on
+    # it as it closes, and would answer 502 without resending it.
+    assert gunicorn_conf.keepalive > nginx.UPSTREAM_KEEPALIVE_S
