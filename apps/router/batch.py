@@ -11,14 +11,25 @@ Reply 200 {"accepted", "rejected", "failed", "results"} with one result per
 item, in request order:
 - {"status": 201, "record_id", "path", "received_at"}: stored or published.
 - the same with "status": 200 and "duplicate": true: the record_id was already
-  stored (only the gRPC path can tell).
+  stored (only the gRPC path can tell), or an earlier item of this batch has
+  the same record_id.
 - {"status": 422, "error": "validation_failed", "message", "fields"}: invalid.
 - {"status": 502, 503 or 504, "record_id", "path", "error", "message"}: the
   path failed for the item's chunk. The item may still have been stored, so a
   client resends it with the same record_id.
 The whole request fails with 415 (not JSON), 400 (invalid JSON or neither an
 array nor an object with "records"), 413 (body or item count over the limit)
-or 422 (no items).
+or 422 (no items). A single case object sent here gets a 400 that points to
+POST /cases.
+
+A record_id that repeats within one batch is a duplicate, as a repeated
+record_id is for POST /cases. Only the first valid item with it is routed and
+stored, and the other fields of later items are ignored even where they
+differ. A later item gets the first item's result with status 200 and
+"duplicate": true when the first was accepted. When the first item's path
+failed, a later item gets the same 5xx failure, so the client resends the
+record_id. Later items are never sent down a path and use no path pick.
+Items without a record_id never repeat, because each gets its own uuid4.
 """
 
 from __future__ import annotations
@@ -64,6 +75,15 @@ def read_batch() -> list:
         metrics.ROUTER_RECORDS_REJECTED.labels(reason).inc()
         raise
 
+    if isinstance(body, dict) and "records" not in body:
+        # Most often a single case sent to the wrong route.
+        raise _reject(
+            400,
+            "bad_json",
+            'The body is a JSON object without "records". Send a JSON array of '
+            'cases or {"records": [...]}, or send a single case to POST /cases.',
+            {"body": 'must be a JSON array of cases or {"records": [...]}'},
+        )
     items = body.get("records") if isinstance(body, dict) else body
     if isinstance(body, dict) and set(body) - {"records"}:
         unknown = {str(key): "unknown field" for key in body if key != "records"}
@@ -99,6 +119,10 @@ def handle_batch(
     """Validate, route and forward `items`; return the reply with per-item results."""
     results: list[Result | None] = [None] * len(items)
     by_path: dict[str, list[tuple[int, CaseRecord]]] = {}
+    # Index of the first valid item with each client record_id, and the
+    # indexes of the later items that repeat it.
+    first_index: dict[str, int] = {}
+    repeats: dict[int, int] = {}
     for index, item in enumerate(items):
         try:
             case = validate_case(item)
@@ -110,6 +134,11 @@ def handle_batch(
                 "fields": error.fields,
             }
             continue
+        if case.record_id is not None:
+            if case.record_id in first_index:
+                repeats[index] = first_index[case.record_id]
+                continue
+            first_index[case.record_id] = index
         record = new_record(case, pick_path())
         by_path.setdefault(record.path, []).append((index, record))
 
@@ -125,6 +154,8 @@ def handle_batch(
             chunk = entries[start : start + PATH_CHUNK_RECORDS]
             for index, result in forward_chunk(path, chunk, forwarder):
                 results[index] = result
+    for index, first in repeats.items():
+        results[index] = _repeat_result(results[first])
 
     accepted = sum(result["status"] in (200, 201) for result in results)
     return {
@@ -220,6 +251,13 @@ def _item_statuses(
         return statuses
     published = set(reply.body.get("record_ids") or ())
     return ["created" if record.record_id in published else None for record in records]
+
+
+def _repeat_result(first: Result) -> Result:
+    """Return the result of an item whose record_id an earlier item has."""
+    if first["status"] not in (200, 201):
+        return dict(first)
+    return {**first, "status": 200, "duplicate": True}
 
 
 def _failure(record: CaseRecord, status: int, code: str, message: str) -> Result:

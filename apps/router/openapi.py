@@ -1,7 +1,8 @@
 """OpenAPI 3.1 description of the router's API, built from the record rules.
 
-Every limit and choice in the schema comes from covid_common.record, so the
-description cannot drift from what `validate_case` accepts. JSON Schema cannot
+Every limit and choice in the schema comes from covid_common.record, and the
+batch limits from router.batch, so the description cannot drift from what
+`validate_case` and `read_batch` accept. JSON Schema cannot
 state every rule: text is trimmed and NFC-normalised before its length is
 checked, control characters are rejected, and choices match case-insensitively
 after trimming. The descriptions say so, and the schema's own limits are the
@@ -13,6 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from covid_common import names, record
+
+from router.batch import MAX_BATCH_BODY_BYTES, MAX_BATCH_RECORDS
 
 OPENAPI_ROUTE = "/openapi.json"
 API_VERSION = "1.0.0"
@@ -119,6 +122,99 @@ def _accepted_schema() -> dict[str, Any]:
     }
 
 
+def batch_input_schema() -> dict[str, Any]:
+    """Return the JSON Schema of the body of POST /cases/batch."""
+    items = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_BATCH_RECORDS,
+        # An invalid item gets its own 422 result, so this schema describes a
+        # batch whose items are all valid.
+        "items": {"$ref": "#/components/schemas/CaseInput"},
+    }
+    return {
+        "description": (
+            f"1 to {MAX_BATCH_RECORDS} cases, as a JSON array or as "
+            '{"records": [...]}. Each item is checked like the body of POST '
+            "/cases, and an invalid item gets a 422 result of its own while "
+            "the others go on. A record_id repeated within the batch is sent "
+            "once, and its later items are answered as duplicates."
+        ),
+        "oneOf": [
+            items,
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["records"],
+                "properties": {"records": items},
+            },
+        ],
+    }
+
+
+def _batch_reply_schema() -> dict[str, Any]:
+    accepted = {
+        "allOf": [
+            {"$ref": "#/components/schemas/Accepted"},
+            {
+                "type": "object",
+                "required": ["status"],
+                "properties": {
+                    "status": {
+                        "enum": [200, 201],
+                        "description": (
+                            "201 stored or published, 200 a duplicate of a "
+                            "stored record_id or of an earlier item."
+                        ),
+                    }
+                },
+            },
+        ]
+    }
+    invalid = {
+        "type": "object",
+        "required": ["status", "error", "message", "fields"],
+        "properties": {
+            "status": {"const": 422},
+            "error": {"const": "validation_failed"},
+            "message": {"type": "string"},
+            "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    }
+    failed = {
+        "type": "object",
+        "required": ["status", "record_id", "path", "error", "message"],
+        "description": (
+            "The path failed for the item's chunk. The item may still have been "
+            "stored, so resend it with the same record_id."
+        ),
+        "properties": {
+            "status": {"enum": [502, 503, 504]},
+            "record_id": {"type": "string"},
+            "path": {"type": "string", "enum": list(names.PATHS)},
+            "error": {"type": "string"},
+            "message": {"type": "string"},
+        },
+    }
+    count = {"type": "integer", "minimum": 0, "maximum": MAX_BATCH_RECORDS}
+    return {
+        "type": "object",
+        "required": ["accepted", "rejected", "failed", "results"],
+        "properties": {
+            "accepted": {**count, "description": "Items with status 200 or 201."},
+            "rejected": {**count, "description": "Items with status 422."},
+            "failed": {**count, "description": "Items with status 502 to 504."},
+            "results": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_BATCH_RECORDS,
+                "description": "One result per item, in request order.",
+                "items": {"oneOf": [accepted, invalid, failed]},
+            },
+        },
+    }
+
+
 def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -183,15 +279,58 @@ def build_spec(max_body_bytes: int) -> dict[str, Any]:
                     },
                 }
             },
+            names.CASES_BATCH_ROUTE: {"post": _batch_operation()},
             names.HEALTH_ROUTE: _probe("Liveness."),
             names.READY_ROUTE: _probe("Readiness: both path services answer."),
         },
         "components": {
             "schemas": {
                 "CaseInput": case_input_schema(),
+                "BatchInput": batch_input_schema(),
                 "Accepted": _accepted_schema(),
+                "BatchReply": _batch_reply_schema(),
                 "Error": _error_schema(),
             }
+        },
+    }
+
+
+def _batch_operation() -> dict[str, Any]:
+    return {
+        "operationId": "postCaseBatch",
+        "summary": "Submit many case records; get one result per record.",
+        "requestBody": {
+            "required": True,
+            "description": f"At most {MAX_BATCH_BODY_BYTES} bytes.",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/BatchInput"}
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": (
+                    "Every item has a result, whatever its status. The request "
+                    "as a whole succeeded even when items were rejected or failed."
+                ),
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/BatchReply"}
+                    }
+                },
+            },
+            "400": _error(
+                "Body not valid JSON, nested too deeply, with a repeated key, "
+                'neither an array nor an object with "records", or with fields '
+                'other than "records".'
+            ),
+            "413": _error(
+                f"Body larger than {MAX_BATCH_BODY_BYTES} bytes or more than "
+                f"{MAX_BATCH_RECORDS} items."
+            ),
+            "415": _error("Content-Type is not application/json."),
+            "422": _error("The batch contains no items."),
         },
     }
 

@@ -3,7 +3,8 @@
 Hypothesis builds case objects that are mostly valid with some fields broken in
 random ways. Whatever it sends, the router must not answer 5xx; an accepted
 record is stored exactly once, and a rejected one not at all. The OpenAPI
-schema at /openapi.json must accept every record the router accepts.
+schema at /openapi.json must accept every record the router accepts, and its
+batch description must state the router's batch limits.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import pytest
 from covid_common import names, record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from router.batch import MAX_BATCH_BODY_BYTES, MAX_BATCH_RECORDS
 from router.openapi import OPENAPI_ROUTE, case_input_schema
 
-from tests.integration.support import HTTP
+from tests.integration.support import HTTP, sample_case
+from tests.integration.test_batch import schema_validator
 from tests.support.servers import wait_until
 
 JSON = {"Content-Type": "application/json"}
@@ -91,6 +94,61 @@ def test_openapi_document_describes_cases(openapi):
     assert schema["properties"]["age"]["maximum"] == record.AGE_MAX
     assert schema["additionalProperties"] is False
     jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_openapi_batch_limits_match_router(openapi):
+    operation = openapi["paths"][names.CASES_BATCH_ROUTE]["post"]
+    schema = openapi["components"]["schemas"]["BatchInput"]
+    array_form, object_form = schema["oneOf"]
+
+    assert array_form["minItems"] == 1
+    assert array_form["maxItems"] == MAX_BATCH_RECORDS
+    assert array_form["items"] == {"$ref": "#/components/schemas/CaseInput"}
+    assert object_form["required"] == ["records"]
+    assert object_form["properties"]["records"] == array_form
+    assert object_form["additionalProperties"] is False
+    assert str(MAX_BATCH_BODY_BYTES) in operation["requestBody"]["description"]
+    assert str(MAX_BATCH_BODY_BYTES) in operation["responses"]["413"]["description"]
+    assert str(MAX_BATCH_RECORDS) in operation["responses"]["413"]["description"]
+    assert set(operation["responses"]) == {"200", "400", "413", "415", "422"}
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator.check_schema(
+        openapi["components"]["schemas"]["BatchReply"]
+    )
+
+
+def test_openapi_batch_schema_checks_shape(openapi):
+    validator = schema_validator(openapi, "BatchInput")
+    cases = [sample_case(record_id=f"s-{i}") for i in range(MAX_BATCH_RECORDS)]
+
+    assert validator.is_valid(cases)
+    assert validator.is_valid({"records": cases[:1]})
+    assert not validator.is_valid([])
+    assert not validator.is_valid(cases + [sample_case()])
+    assert not validator.is_valid(sample_case())
+    assert not validator.is_valid({"records": cases[:1], "mode": "fast"})
+    assert not validator.is_valid([sample_case(age=-1)])
+
+
+def test_batch_reply_matches_openapi(routers, openapi):
+    cases = [
+        sample_case(record_id="schema-1"),
+        sample_case(record_id="schema-2"),
+        sample_case(record_id="schema-1"),
+        sample_case(state="sleepy"),
+    ]
+
+    response = HTTP.request(
+        "POST",
+        routers["both"].url + names.CASES_BATCH_ROUTE,
+        body=json.dumps(cases).encode(),
+        headers=JSON,
+    )
+
+    assert response.status == 200
+    reply = response.json()
+    assert [r["status"] for r in reply["results"]] == [201, 201, 200, 422]
+    schema_validator(openapi, "BatchReply").validate(reply)
 
 
 @settings(max_examples=300, deadline=None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import jsonschema
 import orjson
 import pymongo
 import pytest
@@ -16,6 +17,7 @@ from covid_common.config import RedisPubConfig
 from covid_common.record import CaseInput, new_record
 from flask import Flask, request
 from redis_pub.app import create_app as create_redis_pub
+from router.openapi import build_spec
 
 from tests.integration import test_router
 from tests.integration.support import (
@@ -37,6 +39,38 @@ def stored_documents(mongo_server, db_name: str) -> dict[str, dict]:
     with pymongo.MongoClient(mongo_server.url) as client:
         cursor = client[db_name][names.MONGO_CASES_COLLECTION].find({})
         return {document["record_id"]: document for document in cursor}
+
+
+def schema_validator(spec: dict, name: str) -> jsonschema.Draft202012Validator:
+    """Return a validator for one schema of an OpenAPI document's components."""
+    schema = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def recording_path(received: list[list[str]]) -> Flask:
+    """A path service that creates every record and keeps each request's ids."""
+    app = Flask("recording-path")
+
+    @app.post("/cases")
+    def one_case():
+        record_id = request.get_json()["record_id"]
+        received.append([record_id])
+        return {"record_id": record_id, "created": True}, 201
+
+    @app.post("/cases/batch")
+    def many_cases():
+        records = request.get_json()["records"]
+        received.append([r["record_id"] for r in records])
+        return {
+            "created": len(records),
+            "duplicate": 0,
+            "invalid": 0,
+            "results": [
+                {"record_id": r["record_id"], "status": "created"} for r in records
+            ],
+        }
+
+    return app
 
 
 def routed(index: int) -> dict:
@@ -99,6 +133,87 @@ def test_batch_object_form_reports_duplicates(pipeline, router_for, redis_client
     assert redis_client.get(names.RedisKeys.TOTAL) == "5"
 
 
+@pytest.mark.parametrize("path", names.PATHS)
+def test_repeated_record_id_stored_once(
+    path, pipeline, router_for, redis_client, mongo_server, mongo_db_name
+):
+    other = next(p for p in names.PATHS if p != path)
+    router = router_for(pipeline, weights={path: 100, other: 0})
+    cases = [
+        sample_case(record_id="twice", name="First Copy"),
+        sample_case(record_id="once"),
+        sample_case(record_id="twice", name="Second Copy"),
+        sample_case(record_id="twice", age=-1),
+        sample_case(record_id="twice", name="Third Copy", age=70),
+    ]
+
+    response = post_json(router.url + "/cases/batch", cases)
+
+    assert response.status == 200
+    body = response.json()
+    results = body["results"]
+    assert [r["status"] for r in results] == [201, 201, 200, 422, 200]
+    assert (body["accepted"], body["rejected"], body["failed"]) == (4, 1, 0)
+    assert "duplicate" not in results[0]
+    for later in (results[2], results[4]):
+        assert later["duplicate"] is True
+        assert later["record_id"] == "twice"
+        assert later["path"] == path
+        assert later["received_at"] == results[0]["received_at"]
+    assert results[3]["fields"] == {"age": "must be between 0 and 130"}
+    wait_until(
+        lambda: redis_client.get(names.RedisKeys.TOTAL) == "2", "2 records counted"
+    )
+    documents = stored_documents(mongo_server, mongo_db_name)
+    assert set(documents) == {"twice", "once"}
+    assert documents["twice"]["name"] == "First Copy"
+    assert documents["twice"]["age"] == 35
+    assert redis_client.hget(names.RedisKeys.BY_AGE_RANGE, "70-79") is None
+
+
+def test_repeated_record_id_sent_once(router_for):
+    received: list[list[str]] = []
+    path_server = AppServer(recording_path(received))
+    router = router_for({names.PATH_GRPC: path_server.url})
+    try:
+        cases = [sample_case(record_id=f"r-{i % 3}") for i in range(9)]
+        response = post_json(router.url + "/cases/batch", cases)
+    finally:
+        path_server.stop()
+
+    assert response.status == 200
+    assert [r["status"] for r in response.json()["results"]] == [201] * 3 + [200] * 6
+    assert received == [["r-0", "r-1", "r-2"]]
+
+
+def test_repeated_record_id_shares_failure(router_for):
+    router = router_for({names.PATH_GRPC: f"http://127.0.0.1:{free_port()}"})
+    cases = [sample_case(record_id="lost"), sample_case(record_id="lost")]
+
+    response = post_json(router.url + "/cases/batch", cases)
+
+    assert response.status == 200
+    body = response.json()
+    assert (body["accepted"], body["rejected"], body["failed"]) == (0, 0, 2)
+    first, later = body["results"]
+    assert first["status"] == 502
+    assert later == first
+    schema_validator(build_spec(1024), "BatchReply").validate(body)
+
+
+def test_single_case_points_to_cases_route(router_for):
+    router = router_for({"grpc": f"http://127.0.0.1:{free_port()}"})
+
+    response = post_json(router.url + "/cases/batch", sample_case())
+
+    assert response.status == 400
+    error = response.json()
+    assert error["error"] == "invalid_json"
+    assert "POST /cases" in error["message"]
+    assert '{"records": [...]}' in error["message"]
+    assert set(error["fields"]) == {"body"}
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [
@@ -106,7 +221,8 @@ def test_batch_object_form_reports_duplicates(pipeline, router_for, redis_client
         ([sample_case()] * 501, 413, "records"),
         ({"records": "many"}, 400, "records"),
         ({"records": [sample_case()], "mode": "fast"}, 400, "mode"),
-        (sample_case(), 400, "name"),
+        (sample_case(), 400, "body"),
+        ({}, 400, "body"),
         (5, 400, "records"),
     ],
 )
@@ -152,6 +268,7 @@ def test_unreachable_path_fails_items_only(router_for):
     assert failed["error"] == "downstream_unreachable"
     assert failed["path"] == "grpc"
     assert body["results"][1]["status"] == 422
+    schema_validator(build_spec(1024), "BatchReply").validate(body)
 
 
 def test_redis_pub_batch_is_one_message(redis_server, redis_client):
