@@ -193,10 +193,16 @@ class PubSubConsumer:
                     self._subscribed.set()
                     backoff.reset()
                 elif message["type"] == "message":
+                    # A data message proves the connection alive too. While
+                    # stores are slow the PONGs wait behind a backlog, and
+                    # resubscribing would drop every message still queued.
+                    last_pong = time.monotonic()
                     metrics.REDIS_SUBSCRIBER_LAST_MESSAGE.set(time.time())
                     records += self._decode(message["data"])
             if records:
                 self._store(records)
+                # Time spent storing is not silence of the connection.
+                last_pong = time.monotonic()
 
     def _decode(self, payload: bytes) -> list[CaseRecord]:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 
 import orjson
 import pymongo
@@ -14,7 +15,7 @@ from covid_common.config import RedisPubConfig
 from covid_common.record import CaseInput, new_record
 from covid_common.storage import Storage
 from redis_pub.app import create_app
-from redis_sub.consumer import StreamConsumer
+from redis_sub.consumer import PubSubConsumer, StreamConsumer
 
 from tests.integration.support import (
     AppServer,
@@ -249,3 +250,44 @@ def test_stream_consumer_claims_abandoned_entries(
 
     assert not thread.is_alive()
     assert redis_client.get(names.RedisKeys.TOTAL) == "1"
+
+
+class SlowStorage(Storage):
+    """Real storage whose every store first waits, like a database under load."""
+
+    delay_s = 0.6
+
+    def store_many(self, records, path):
+        time.sleep(self.delay_s)
+        return super().store_many(records, path)
+
+
+def test_slow_storage_keeps_subscription(
+    redis_server, redis_client, mongo_server, mongo_db_name
+):
+    # While the subscriber stores, its heartbeat PONGs wait behind the data
+    # messages. Messages that keep arriving prove the connection alive, so it
+    # must not resubscribe, which would drop every message still queued.
+    storage = SlowStorage.from_urls(mongo_server.url, mongo_db_name, redis_server.url)
+    storage.ensure_indexes()
+    consumer = PubSubConsumer(redis_server.url, storage, heartbeat_interval_s=0.1)
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
+    thread.start()
+    expected = {f"redis-{index}" for index in range(40)}
+    try:
+        wait_until(consumer.is_ready, "pub/sub consumer subscribed")
+        for index in range(40):
+            redis_client.publish(names.RedisKeys.CHANNEL, orjson.dumps(routed(index)))
+            time.sleep(0.05)
+        wait_until(
+            lambda: stored_ids(mongo_server, mongo_db_name) == expected,
+            "all 40 published records stored",
+            timeout_s=30,
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        storage.close()
+
+    assert not thread.is_alive()
