@@ -8,6 +8,7 @@ come from `names.Env`.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from collections.abc import Mapping
@@ -29,6 +30,13 @@ DEFAULT_GRPC_DEADLINE_S = 3.0
 # Long enough that a live consumer finishes a batch of 100 records first, even
 # while MongoDB is slow; a shorter time only makes redelivery more frequent.
 DEFAULT_STREAM_CLAIM_IDLE_S = 30.0
+# Every interface, as a container needs so that its Service can reach it.
+DEFAULT_BIND_HOST = "0.0.0.0"
+# MongoDB rejects a database name that is empty, contains one of these
+# characters or is 64 bytes or longer. Source: the MongoDB manual's "Limits and
+# Thresholds" page, for Unix and Linux. pymongo 4.20 rejects the same characters.
+MONGO_DB_INVALID_CHARACTERS = ("/", "\\", ".", " ", '"', "$", "\x00")
+MONGO_DB_MAX_BYTES = 63
 
 _Number = TypeVar("_Number", int, float)
 
@@ -85,6 +93,25 @@ class EnvReader:
             raise ConfigError(
                 name, f"is {value!r}; expected one of {', '.join(choices)}"
             )
+        return value
+
+    def ip_address(self, name: str, default: str) -> str:
+        """Return an IPv4 or IPv6 address, such as 0.0.0.0 or ::1."""
+        value = self.string(name, default)
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ConfigError(
+                name, f"is {value!r}; expected an IP address such as 127.0.0.1"
+            ) from None
+        return value
+
+    def mongo_database(self, name: str, default: str) -> str:
+        """Return a MongoDB database name that MongoDB and pymongo accept."""
+        value = self.string(name, default)
+        problem = mongo_database_problem(value)
+        if problem:
+            raise ConfigError(name, f"is {value!r}; {problem}")
         return value
 
     def url(
@@ -163,6 +190,8 @@ class GrpcServerConfig(BaseConfig):
     grpc_port: int
     storage: StorageConfig
     max_workers: int = 16
+    # Address of the gRPC and probe HTTP listeners.
+    bind_host: str = DEFAULT_BIND_HOST
 
 
 @dataclass(frozen=True)
@@ -179,6 +208,27 @@ class RedisSubConfig(BaseConfig):
     heartbeat_interval_s: float = 2.0
     # Streams mode: pending entries idle this long are claimed from dead consumers.
     claim_min_idle_s: float = DEFAULT_STREAM_CLAIM_IDLE_S
+    # Address of the probe HTTP listener.
+    bind_host: str = DEFAULT_BIND_HOST
+
+
+def mongo_database_problem(name: str) -> str | None:
+    """Return why MongoDB would reject `name` as a database name, or None."""
+    if not name:
+        return "expected a non-empty database name"
+    for character in MONGO_DB_INVALID_CHARACTERS:
+        if character in name:
+            return f"a database name cannot contain {character!r}"
+    if len(name.encode()) > MONGO_DB_MAX_BYTES:
+        return f"a database name must be at most {MONGO_DB_MAX_BYTES} bytes long"
+    return None
+
+
+def listen_address(host: str, port: int) -> str:
+    """Return "host:port" for a listener, with an IPv6 host in brackets."""
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
 
 
 def parse_route_weights(text: str) -> dict[str, int]:
@@ -270,6 +320,7 @@ def load_grpc_server_config(
             names.Env.GRPC_PORT, names.GRPC_SERVER.grpc_port, 1, 65535
         ),
         storage=_storage(env),
+        bind_host=env.ip_address(names.Env.BIND_HOST, DEFAULT_BIND_HOST),
     )
 
 
@@ -291,6 +342,7 @@ def load_redis_sub_config(environ: Mapping[str, str] | None = None) -> RedisSubC
         claim_min_idle_s=env.number(
             names.Env.STREAM_CLAIM_IDLE_S, DEFAULT_STREAM_CLAIM_IDLE_S, 0.1, 3600.0
         ),
+        bind_host=env.ip_address(names.Env.BIND_HOST, DEFAULT_BIND_HOST),
     )
 
 
@@ -304,7 +356,7 @@ def _base(env: EnvReader, service: names.Service) -> dict:
 def _storage(env: EnvReader) -> StorageConfig:
     return StorageConfig(
         mongo_url=env.url(names.Env.MONGO_URL, ("mongodb", "mongodb+srv")),
-        mongo_db=env.string(names.Env.MONGO_DB, names.MONGO_DB_DEFAULT),
+        mongo_db=env.mongo_database(names.Env.MONGO_DB, names.MONGO_DB_DEFAULT),
         redis_url=env.url(names.Env.REDIS_URL, ("redis", "rediss")),
     )
 

@@ -2,9 +2,10 @@
 
 Start a service with
 `gunicorn --config python:covid_common.gunicorn_conf <package>.wsgi:app`.
-The listen port is HTTP_PORT, or the service's port in covid_common.names when
-HTTP_PORT is unset. Workers and threads come from GUNICORN_WORKERS and
-GUNICORN_THREADS (default 2 workers, 4 threads; 32 threads for the router).
+The listen address is BIND_HOST (default 0.0.0.0) and HTTP_PORT, or the
+service's port in covid_common.names when HTTP_PORT is unset. Workers and
+threads come from GUNICORN_WORKERS and GUNICORN_THREADS (default 2 workers,
+4 threads; 32 threads for the router).
 With PROMETHEUS_MULTIPROC_DIR set, that directory must belong
 to this service alone: it is emptied when gunicorn starts.
 """
@@ -16,7 +17,12 @@ import sys
 from pathlib import Path
 
 from covid_common import names
-from covid_common.config import ConfigError, EnvReader
+from covid_common.config import (
+    DEFAULT_BIND_HOST,
+    ConfigError,
+    EnvReader,
+    listen_address,
+)
 
 
 def _service_port(argv: list[str]) -> int:
@@ -36,6 +42,7 @@ _port = _env.raw(names.Env.HTTP_PORT)
 http_port = (
     _env.integer(names.Env.HTTP_PORT, 0, 1, 65535) if _port else _service_port(sys.argv)
 )
+bind_host = _env.ip_address(names.Env.BIND_HOST, DEFAULT_BIND_HOST)
 
 # The router's request threads mostly wait while router.coalesce sends their
 # records on in batches, and more threads waiting means larger batches.
@@ -44,7 +51,7 @@ _package = next(
     (arg.partition(".wsgi")[0] for arg in sys.argv if arg.endswith(".wsgi:app")), ""
 )
 
-bind = f"0.0.0.0:{http_port}"
+bind = listen_address(bind_host, http_port)
 worker_class = "gthread"
 workers = _env.integer(names.Env.GUNICORN_WORKERS, 2, 1, 64)
 threads = _env.integer(

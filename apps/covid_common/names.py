@@ -90,6 +90,9 @@ class Env:
     """Environment variable names; each service reads its own once, at start-up."""
 
     LOG_LEVEL = "LOG_LEVEL"
+    # IP address the HTTP, gRPC and probe listeners bind: 0.0.0.0 (every
+    # interface) in containers, 127.0.0.1 in the local stack behind nginx.
+    BIND_HOST = "BIND_HOST"
     HTTP_PORT = "HTTP_PORT"
     GRPC_PORT = "GRPC_PORT"
     # Directory where prometheus-client keeps the metric files that gunicorn's

@@ -12,6 +12,7 @@ import threading
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from covid_common import names
+from covid_common.config import DEFAULT_BIND_HOST
 from covid_common.http import ReadyCheck, create_base_app
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class ProbeServer:
         service: names.Service,
         port: int,
         ready_check: ReadyCheck,
-        host: str = "0.0.0.0",
+        host: str = DEFAULT_BIND_HOST,
     ):
         self._app = create_base_app(service, ready_check)
         self._server: BaseWSGIServer = make_server(host, port, self._app, threaded=True)
@@ -39,7 +40,11 @@ class ProbeServer:
 
     def start(self) -> None:
         self._thread.start()
-        logger.info("probe HTTP server listening on port %d", self.port)
+        logger.info(
+            "probe HTTP server listening on %s port %d",
+            self._server.server_address[0],
+            self.port,
+        )
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -21,6 +21,7 @@ from covid_common import names
 from covid_common.config import (
     ConfigError,
     GrpcServerConfig,
+    listen_address,
     load_grpc_server_config,
     log_config,
 )
@@ -63,8 +64,12 @@ class RunningServer:
         logger.info("grpc-server stopped")
 
 
-def start(config: GrpcServerConfig, host: str = "0.0.0.0") -> RunningServer:
-    """Start the gRPC server, the storage monitor and the probe HTTP server."""
+def start(config: GrpcServerConfig, host: str | None = None) -> RunningServer:
+    """Start the gRPC server, the storage monitor and the probe HTTP server.
+
+    Both listeners bind `host`, or config.bind_host when it is None.
+    """
+    host = config.bind_host if host is None else host
     storage = Storage.from_urls(
         config.storage.mongo_url, config.storage.mongo_db, config.storage.redis_url
     )
@@ -76,9 +81,9 @@ def start(config: GrpcServerConfig, host: str = "0.0.0.0") -> RunningServer:
         CaseIngestServicer(storage), server
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    grpc_port = server.add_insecure_port(f"{host}:{config.grpc_port}")
+    grpc_port = server.add_insecure_port(listen_address(host, config.grpc_port))
     server.start()
-    logger.info("gRPC server listening on port %d", grpc_port)
+    logger.info("gRPC server listening on %s port %d", host, grpc_port)
 
     state = _StorageState()
     stop_event = threading.Event()

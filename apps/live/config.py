@@ -27,7 +27,7 @@ def load_live_config(environ: Mapping[str, str] | None = None) -> LiveConfig:
         http_port=env.integer(names.Env.HTTP_PORT, names.LIVE.http_port, 1, 65535),
         storage=StorageConfig(
             mongo_url=env.url(names.Env.MONGO_URL, ("mongodb", "mongodb+srv")),
-            mongo_db=env.string(names.Env.MONGO_DB, names.MONGO_DB_DEFAULT),
+            mongo_db=env.mongo_database(names.Env.MONGO_DB, names.MONGO_DB_DEFAULT),
             redis_url=env.url(names.Env.REDIS_URL, ("redis", "rediss")),
         ),
         summary_ttl_s=env.number(

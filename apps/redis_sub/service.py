@@ -60,7 +60,9 @@ def run(config: RedisSubConfig, stop: threading.Event) -> None:
             return {}
         return {"redis": f"not consuming from Redis ({config.redis_mode} mode)"}
 
-    probes = ProbeServer(names.REDIS_SUB, config.http_port, check_ready)
+    probes = ProbeServer(
+        names.REDIS_SUB, config.http_port, check_ready, config.bind_host
+    )
     probes.start()
     try:
         # /healthz answers meanwhile; /readyz fails until the consumer reads.

@@ -113,6 +113,7 @@ def test_config_reads_environment():
         ({"HTTP_PORT": "70000"}, "HTTP_PORT"),
         ({"LIVE_SUMMARY_TTL_S": "soon"}, "LIVE_SUMMARY_TTL_S"),
         ({"LIVE_SUMMARY_TTL_S": "-1"}, "LIVE_SUMMARY_TTL_S"),
+        ({"MONGO_DB": "a/b"}, "MONGO_DB"),
     ],
 )
 def test_config_names_bad_variable(override, variable):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+
 import pytest
+from covid_common import names
 from covid_common.config import (
     ConfigError,
     describe,
@@ -117,6 +121,16 @@ def test_bad_weights_name_the_variable(weights):
             {**STORAGE_ENV, "REDIS_URL": "redis://h:99999"},
             "REDIS_URL",
         ),
+        (load_grpc_server_config, {**STORAGE_ENV, "MONGO_DB": "a/b"}, "MONGO_DB"),
+        (load_grpc_server_config, {**STORAGE_ENV, "MONGO_DB": "a.b"}, "MONGO_DB"),
+        (load_redis_sub_config, {**STORAGE_ENV, "MONGO_DB": "a b"}, "MONGO_DB"),
+        (load_redis_sub_config, {**STORAGE_ENV, "MONGO_DB": "x" * 64}, "MONGO_DB"),
+        (
+            load_grpc_server_config,
+            {**STORAGE_ENV, "BIND_HOST": "localhost"},
+            "BIND_HOST",
+        ),
+        (load_redis_sub_config, {**STORAGE_ENV, "BIND_HOST": "1.2.3"}, "BIND_HOST"),
     ],
 )
 def test_errors_name_the_variable(loader, env, variable):
@@ -150,3 +164,50 @@ def test_described_config_hides_passwords():
     assert "secret" not in text
     assert "user:***@127.0.0.1:27117" in text
     assert "grpc_port=50051" in text
+
+
+def test_bind_host_defaults_to_every_interface():
+    assert load_grpc_server_config(STORAGE_ENV).bind_host == "0.0.0.0"
+    assert load_redis_sub_config(STORAGE_ENV).bind_host == "0.0.0.0"
+
+
+def test_bind_host_is_read():
+    env = {**STORAGE_ENV, "BIND_HOST": "127.0.0.1"}
+
+    assert load_grpc_server_config(env).bind_host == "127.0.0.1"
+    assert load_redis_sub_config(env).bind_host == "127.0.0.1"
+
+
+def test_longest_mongo_database_is_accepted():
+    config = load_grpc_server_config({**STORAGE_ENV, "MONGO_DB": "x" * 63})
+
+    assert config.storage.mongo_db == "x" * 63
+
+
+def _import_gunicorn_conf(monkeypatch, environ: dict[str, str]):
+    # gunicorn_conf reads its variables when it is imported.
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delitem(sys.modules, "covid_common.gunicorn_conf", raising=False)
+    return importlib.import_module("covid_common.gunicorn_conf")
+
+
+@pytest.mark.parametrize(
+    ("host", "bind"),
+    [("127.0.0.1", "127.0.0.1:8123"), ("::1", "[::1]:8123"), ("", "0.0.0.0:8123")],
+)
+def test_gunicorn_binds_bind_host(monkeypatch, host, bind):
+    environ = {names.Env.HTTP_PORT: "8123", names.Env.BIND_HOST: host}
+
+    gunicorn_conf = _import_gunicorn_conf(monkeypatch, environ)
+
+    assert gunicorn_conf.bind == bind
+
+
+def test_gunicorn_rejects_bad_bind_host(monkeypatch):
+    environ = {names.Env.HTTP_PORT: "8123", names.Env.BIND_HOST: "every"}
+
+    with pytest.raises(ConfigError) as failure:
+        _import_gunicorn_conf(monkeypatch, environ)
+
+    assert failure.value.variable == "BIND_HOST"
