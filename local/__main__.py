@@ -19,8 +19,9 @@ from local.config import (
     from_environment,
     parse_ports,
 )
-from local.health import StackError
+from local.health import StackConflict, StackError
 from local.stack import LocalStack
+from local.supervisor import SupervisorError
 
 log = logging.getLogger("local")
 
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             stack.start(timeout_s=args.timeout)
             print("The local stack is up:")
             _print_urls(stack.describe()["urls"])
-            print("Stop it with `make local-down` (python -m local down).")
+            print(f"Stop it with {stack.down_command()}.")
             return 0
         if args.command == "down":
             report = stack.stop()
@@ -161,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         print("URLs:")
         _print_urls(json.loads(stack.paths.stack_file.read_text())["urls"])
         return 0
-    except StackError as error:
+    except StackConflict as error:
+        # Nothing was started or stopped; the other stack keeps running.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (StackError, SupervisorError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from covid_common import names
+from covid_common.config import MONGO_DB_MAX_BYTES, mongo_database_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APPS_DIR = REPO_ROOT / "apps"
@@ -46,6 +47,9 @@ DEFAULT_PORTS: Mapping[str, int] = MappingProxyType(
 )
 
 DEFAULT_ROUTE_WEIGHTS = f"{names.PATH_GRPC}=50,{names.PATH_REDIS}=50"
+# strftime format of the suffix that `run` adds to MONGO_DB on an external
+# MongoDB server, so each run writes to a new database.
+FRESH_DATABASE_SUFFIX = "_run_%Y%m%d%H%M%S"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # Service options that the runner passes through unchanged when the user sets
@@ -122,8 +126,8 @@ class StackConfig:
 
     def with_fresh_database(self) -> StackConfig:
         """Return a copy that writes to a new database named after the current time."""
-        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-        return dataclasses.replace(self, mongo_db=f"{self.mongo_db}_run_{stamp}")
+        stamp = time.strftime(FRESH_DATABASE_SUFFIX, time.gmtime())
+        return dataclasses.replace(self, mongo_db=f"{self.mongo_db}{stamp}")
 
 
 def installed_services(apps_dir: Path = APPS_DIR) -> tuple[names.Service, ...]:
@@ -181,12 +185,15 @@ def from_environment(
             + ", ".join(LOG_LEVELS)
         )
 
+    external_mongo_url = environ.get(names.Env.MONGO_URL) or None
+    mongo_db = _mongo_database(environ, external_mongo_url is not None)
+
     return StackConfig(
         state_dir=Path(state_dir).resolve(),
         ports=MappingProxyType(ports),
-        external_mongo_url=environ.get(names.Env.MONGO_URL) or None,
+        external_mongo_url=external_mongo_url,
         external_redis_url=environ.get(names.Env.REDIS_URL) or None,
-        mongo_db=environ.get(names.Env.MONGO_DB) or names.MONGO_DB_DEFAULT,
+        mongo_db=mongo_db,
         route_weights=environ.get(names.Env.ROUTE_WEIGHTS) or DEFAULT_ROUTE_WEIGHTS,
         log_level=log_level,
         service_env=MappingProxyType(
@@ -194,6 +201,27 @@ def from_environment(
         ),
         services=installed_services(),
     )
+
+
+def _mongo_database(environ: Mapping[str, str], external_mongo: bool) -> str:
+    """Return MONGO_DB or the default; raise ConfigError if MongoDB would reject it.
+
+    On an external server `run` appends FRESH_DATABASE_SUFFIX, so the name
+    must leave room for it.
+    """
+    name = environ.get(names.Env.MONGO_DB, "").strip() or names.MONGO_DB_DEFAULT
+    problem = mongo_database_problem(name)
+    suffix_bytes = len(time.strftime(FRESH_DATABASE_SUFFIX, time.gmtime(0)))
+    too_long = len(name.encode()) + suffix_bytes > MONGO_DB_MAX_BYTES
+    if problem is None and external_mongo and too_long:
+        problem = (
+            f"with {names.Env.MONGO_URL} set, a run appends {suffix_bytes} "
+            f"characters, so the name must be at most "
+            f"{MONGO_DB_MAX_BYTES - suffix_bytes} bytes long"
+        )
+    if problem:
+        raise ConfigError(f"{names.Env.MONGO_DB}: invalid value {name!r}: {problem}")
+    return name
 
 
 def free_port() -> int:

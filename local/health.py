@@ -24,6 +24,10 @@ class StackError(RuntimeError):
     """The stack could not start or stop; the message names what failed and why."""
 
 
+class StackConflict(StackError):
+    """Another stack uses the state directory, or a port is in use; nothing started."""
+
+
 def check(health: HealthCheck) -> str | None:
     """Run one check; return None when it passes, else what went wrong."""
     try:

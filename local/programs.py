@@ -150,6 +150,10 @@ class StatePaths:
         return self.root / "supervisord.pid"
 
     @property
+    def start_lock(self) -> Path:
+        return self.root / "start.lock"
+
+    @property
     def secantus_data(self) -> Path:
         return self.root / "secantus-data"
 
@@ -202,6 +206,9 @@ def service_environment(config: StackConfig, service: names.Service) -> dict[str
         "PYTHONPATH": str(APPS_DIR),
         "PYTHONUNBUFFERED": "1",
         names.Env.LOG_LEVEL: config.log_level,
+        # Only nginx faces the network; the services are reached through it or
+        # from this machine.
+        names.Env.BIND_HOST: "127.0.0.1",
         names.Env.HTTP_PORT: str(config.ports[service.name]),
         names.Env.MONGO_URL: config.mongo_url,
         names.Env.MONGO_DB: config.mongo_db,

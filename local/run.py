@@ -1,8 +1,10 @@
 """`python -m local run`: start the stack, load it through nginx with Locust, summarise.
 
 The stack stops at the end in every case: after the summary, on an error, and
-on SIGINT (Ctrl-C) or SIGTERM. The exit status is 0 only when every record the
-router accepted is in MongoDB and every path with a non-zero weight got records.
+on SIGINT (Ctrl-C) or SIGTERM. When a stack already runs from the same state
+directory, the runner leaves it alone and raises StackConflict. The exit
+status is 0 only when every record the router accepted is in MongoDB and every
+path with a non-zero weight got records.
 """
 
 from __future__ import annotations
@@ -77,7 +79,15 @@ def interrupt_bound_s(stack: LocalStack) -> float:
 
 
 def run(stack: LocalStack, options: RunOptions) -> int:
-    """Run the load test and return the exit status."""
+    """Run the load test and return the exit status.
+
+    Raises StackConflict, before anything starts, when another stack uses the
+    state directory or a port is in use.
+    """
+    # A shell starts a background job with SIGINT ignored, and Python keeps an
+    # inherited SIG_IGN, so without this `kill -INT` or Ctrl-C after `fg` would
+    # not stop the run.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if options.traffic_file:
         # Checked before the stack starts, so a bad file costs no start-up.
         try:
@@ -107,7 +117,9 @@ def run(stack: LocalStack, options: RunOptions) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             _stop_locust(locust)
-            stack.stop()
+            # After a StackConflict the stack that runs is not this run's.
+            if stack.launched:
+                stack.stop()
     except (KeyboardInterrupt, Terminated):
         log.warning("interrupted: the local stack is stopped, no summary written")
         return INTERRUPTED_STATUS

@@ -11,6 +11,8 @@ because it finds supervisord through the state directory.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -18,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pymongo
@@ -27,8 +30,8 @@ from covid_common.logs import redact_url
 
 from local import nginx
 from local import supervisor as supervisor_conf
-from local.config import StackConfig, busy_ports
-from local.health import StackError, wait_healthy
+from local.config import DEFAULT_STATE_DIR, PORTS_ENV, StackConfig, busy_ports
+from local.health import StackConflict, StackError, wait_healthy
 from local.procs import ProcessId, descendants, is_alive, kill, wait_gone
 from local.programs import (
     STOP_MARGIN_S,
@@ -75,6 +78,17 @@ class LocalStack:
     def programs(self) -> list[Program]:
         return build_programs(self.config)
 
+    @property
+    def launched(self) -> bool:
+        """Whether this object started a supervisord that it has not stopped yet."""
+        return self._process is not None
+
+    def down_command(self) -> str:
+        """Return the command that stops the stack of this state directory."""
+        if self.paths.root == DEFAULT_STATE_DIR.resolve():
+            return "`make local-down` (or `python -m local down`)"
+        return f"`python -m local down --state-dir {self.paths.root}`"
+
     def start(
         self,
         reset_data: bool = False,
@@ -95,19 +109,51 @@ class LocalStack:
         its indexes.
         """
         self.paths.root.mkdir(parents=True, exist_ok=True)
+        with self._start_lock():
+            self._check_free()
+            self._start(reset_data, timeout_s, die_with_caller)
+        log.info("the local stack is up (state in %s)", self.paths.root)
+
+    @contextlib.contextmanager
+    def _start_lock(self) -> Iterator[None]:
+        """Hold an exclusive lock on the state directory while the stack starts.
+
+        Two starts at once would both find no running supervisord, and the
+        second would send its requests to the first one's socket. The kernel
+        drops the lock when its holder exits, so a crash leaves none behind.
+        """
+        with self.paths.start_lock.open("w") as lock_file:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StackConflict(
+                    f"another local stack is starting from {self.paths.root}; wait "
+                    f"for it, or stop it with {self.down_command()}"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _check_free(self) -> None:
+        """Raise StackConflict if a stack runs here or a port of this one is taken."""
         running = self.supervisor.running_pid()
         if running is not None:
-            raise StackError(
-                f"a local stack already runs from {self.paths.root} (supervisord PID "
-                f"{running.pid}); stop it with `python -m local down`"
+            raise StackConflict(
+                f"a local stack already runs from {self.paths.root} (supervisord "
+                f"PID {running.pid}); stop it with {self.down_command()}"
             )
         busy = busy_ports(self.config.used_ports())
         if busy:
             listed = ", ".join(f"{name} {port}" for name, port in busy.items())
-            raise StackError(
+            example = next(iter(busy))
+            raise StackConflict(
                 f"ports already in use: {listed}. Stop what listens there or choose "
-                "other ports with --port NAME=PORT (or LOCAL_PORTS=NAME=PORT,...)"
+                f"other ports: set {PORTS_ENV}={example}=PORT,... for make, or pass "
+                f"--port {example}=PORT to `python -m local`"
             )
+
+    def _start(self, reset_data: bool, timeout_s: float, die_with_caller: bool) -> None:
         if reset_data and self.config.external_mongo_url:
             self.config = self.config.with_fresh_database()
             log.info("writing to the new database %s", self.config.mongo_db)
@@ -134,7 +180,6 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
-        log.info("the local stack is up (state in %s)", self.paths.root)
 
     def _prepare(self, programs: list[Program]) -> None:
         write_files(self.config)

@@ -35,9 +35,18 @@ RUN_SECONDS = 10
 EXIT_MARGIN_S = 10
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _start_runner(
-    config: StackConfig, output: Path, duration_s: int
+    config: StackConfig, output: Path, duration_s: int, background: bool = False
 ) -> subprocess.Popen:
+    """Start `python -m local run` on the ports of `config`.
+
+    With `background`, the runner starts with SIGINT ignored, as a shell starts
+    a background job (`make local &`).
+    """
     state_dir = config.state_dir
     command = [
         sys.executable,
@@ -62,6 +71,7 @@ def _start_runner(
             env=runner_environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_ignore_sigint if background else None,
         )
     finally:
         log.close()
@@ -152,7 +162,9 @@ def test_sigint_stops_every_process(tmp_path):
     state_dir = make_state_dir("sigint")
     config = with_free_ports(state_dir)
     output = tmp_path / "summary.json"
-    runner = _start_runner(config, output, duration_s=300)
+    # A runner in the foreground handles SIGINT anyway; a background job is
+    # the harder case, because it inherits SIGINT ignored.
+    runner = _start_runner(config, output, duration_s=300, background=True)
     seen: set[ProcessId] = set()
     try:
         _wait_for_load(runner, state_dir, seen)

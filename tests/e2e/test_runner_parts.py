@@ -24,6 +24,7 @@ from local import config as local_config
 from local import nginx, prometheus
 from local.config import REPO_ROOT, ConfigError, parse_ports, with_free_ports
 from local.programs import build_programs, service_environment, write_files
+from local.stack import LocalStack
 from local.summary import Responses, StoreState, build_summary, read_responses
 from observability import rules
 from tests.e2e.conftest import runner_environment
@@ -108,6 +109,8 @@ def test_services_get_store_urls_and_their_port(config):
         assert "retryWrites=false" in env[names.Env.MONGO_URL]
         assert env[names.Env.REDIS_URL] == config.redis_url
         assert env[names.Env.ROUTE_WEIGHTS] == local_config.DEFAULT_ROUTE_WEIGHTS
+        # Only nginx faces the network.
+        assert env[names.Env.BIND_HOST] == "127.0.0.1"
         multiproc = env.get(names.Env.PROMETHEUS_MULTIPROC_DIR)
         if service.command[0] == "gunicorn":
             assert multiproc and service.name in multiproc
@@ -175,6 +178,47 @@ def test_bad_port_override_is_named(text, fragment):
 def test_bad_log_level_is_named(tmp_path):
     with pytest.raises(ConfigError, match="LOG_LEVEL"):
         local_config.from_environment(environ={"LOG_LEVEL": "loud"}, state_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "environ, fragment",
+    [
+        ({"MONGO_DB": "a/b"}, "cannot contain '/'"),
+        ({"MONGO_DB": "a.b"}, "cannot contain '.'"),
+        ({"MONGO_DB": "x" * 64}, "at most 63 bytes"),
+        # `run` appends "_run_" and a time stamp on an external server.
+        ({"MONGO_DB": "x" * 50, "MONGO_URL": "mongodb://db:27017"}, "at most 44"),
+    ],
+)
+def test_bad_mongo_db_is_named(tmp_path, environ, fragment):
+    with pytest.raises(ConfigError, match=fragment) as raised:
+        local_config.from_environment(environ=environ, state_dir=tmp_path)
+    assert str(raised.value).startswith("MONGO_DB: ")
+
+
+def test_fresh_database_name_fits_mongodb(tmp_path):
+    environ = {"MONGO_DB": "x" * 44, "MONGO_URL": "mongodb://db:27017"}
+    config = local_config.from_environment(environ=environ, state_dir=tmp_path)
+
+    fresh = config.with_fresh_database().mongo_db
+
+    assert fresh.startswith("x" * 44 + "_run_")
+    assert len(fresh) == 63
+
+
+def test_down_command_names_make_for_default_state_dir():
+    stack = LocalStack(local_config.from_environment(environ={}))
+
+    assert stack.down_command().startswith("`make local-down`")
+
+
+def test_down_command_names_other_state_dir(tmp_path):
+    stack = LocalStack(local_config.from_environment(environ={}, state_dir=tmp_path))
+
+    command = stack.down_command()
+
+    assert "make" not in command
+    assert f"--state-dir {tmp_path.resolve()}" in command
 
 
 # Records
