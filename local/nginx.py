@@ -13,7 +13,7 @@ import pwd
 from pathlib import Path
 
 from covid_common import names
-from router.batch import MAX_BATCH_BODY_BYTES
+from covid_common.http import MAX_BATCH_BODY_BYTES
 
 # nginx's own status page, used as its health check.
 STATUS_ROUTE = "/nginx_status"

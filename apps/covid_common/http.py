@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 JSON_MIMETYPE = "application/json"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
+# Cases per POST /cases/batch, on the router and on both path services.
+MAX_BATCH_RECORDS = 500
+# About 1 KiB per record: a record's text fields are at most 100 characters.
+MAX_BATCH_BODY_BYTES = MAX_BATCH_RECORDS * 1024
 # Status of a body that parses as JSON but breaks the record rules.
 VALIDATION_STATUS = 422
 # Routes whose requests are logged at DEBUG: probes and scrapes arrive every few

@@ -18,6 +18,9 @@ import grpc
 from covid_common import names
 from covid_common.config import GrpcClientConfig, log_config
 from covid_common.http import (
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_BATCH_BODY_BYTES,
+    MAX_BATCH_RECORDS,
     ApiError,
     create_base_app,
     json_response,
@@ -31,9 +34,7 @@ from grpc_client.client import CaseIngestClient, DeliveryError
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 16 * 1024
-MAX_BATCH_RECORDS = 500
-MAX_BATCH_BODY_BYTES = MAX_BATCH_RECORDS * 1024
+MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
 
 
 def create_app(config: GrpcClientConfig, rng: random.Random | None = None) -> Flask:

@@ -25,6 +25,9 @@ import redis
 from covid_common import metrics, names
 from covid_common.config import RedisPubConfig, log_config
 from covid_common.http import (
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_BATCH_BODY_BYTES,
+    MAX_BATCH_RECORDS,
     ApiError,
     create_base_app,
     json_response,
@@ -40,9 +43,7 @@ from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 16 * 1024
-MAX_BATCH_RECORDS = 500
-MAX_BATCH_BODY_BYTES = MAX_BATCH_RECORDS * 1024
+MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
 STREAM_FIELD = "record"
 # Approximate cap of the stream in streams mode, so acknowledged entries do not
 # pile up forever.

@@ -23,6 +23,7 @@ import random
 from covid_common import metrics, names
 from covid_common.config import RouterConfig, log_config
 from covid_common.http import (
+    DEFAULT_MAX_BODY_BYTES,
     ApiError,
     create_base_app,
     json_response,
@@ -40,7 +41,7 @@ from router.openapi import OPENAPI_ROUTE, build_spec
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 16 * 1024
+MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
 # Rejection reasons (metric label) by HTTP status.
 _REJECT_REASONS = {400: "bad_json", 413: "too_large", 415: "bad_content_type"}
 

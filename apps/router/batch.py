@@ -39,7 +39,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from covid_common import metrics
-from covid_common.http import ApiError, read_json
+from covid_common.http import (
+    MAX_BATCH_BODY_BYTES,
+    MAX_BATCH_RECORDS,
+    ApiError,
+    read_json,
+)
 from covid_common.record import (
     CaseRecord,
     ValidationError,
@@ -52,9 +57,6 @@ from router.forward import DownstreamError, DownstreamReply, Forwarder
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH_RECORDS = 500
-# About 1 KiB per record: a record's text fields are at most 100 characters.
-MAX_BATCH_BODY_BYTES = MAX_BATCH_RECORDS * 1024
 # Records per request to a path service. Chunks stay far below the path
 # services' own limits (500 records, 500 KiB) even after the router adds its
 # fields, and bound the work lost when one chunk fails.
