@@ -88,7 +88,7 @@ http {{
             client_max_body_size {max_batch_body};
             client_body_buffer_size {max_batch_body};
             # An error_page here replaces all those of the server, so every
-            # status that nginx answers itself is listed again.
+            # status that nginx returns itself is listed again.
             error_page 413 /_errors/413-batch;
             error_page 502 /_errors/502;
             error_page 503 /_errors/503;

@@ -16,7 +16,7 @@ class Service:
     """One deployable process: its name, how it starts and which ports it listens on."""
 
     name: str
-    # Python package under apps/ that holds the service's code.
+    # Python package under apps/ that contains the service's code.
     package: str
     # Command that starts the service, relative to the image's working directory
     # (apps/, which is also PYTHONPATH). Gunicorn services read their listen
@@ -71,8 +71,8 @@ PIPELINE_SERVICES = (GRPC_SERVER, REDIS_SUB, GRPC_CLIENT, REDIS_PUB, ROUTER)
 ALL_SERVICES = PIPELINE_SERVICES + (LIVE,)
 
 # HTTP routes every service serves on its http_port.
-HEALTH_ROUTE = "/healthz"  # liveness: the process runs and can answer
-READY_ROUTE = "/readyz"  # readiness: its dependencies answer too
+HEALTH_ROUTE = "/healthz"  # liveness: the process runs and can respond
+READY_ROUTE = "/readyz"  # readiness: its dependencies respond too
 METRICS_ROUTE = "/metrics"
 
 # The router's public API, and the route on each path service that the router calls.

@@ -65,7 +65,7 @@ def run(config: RedisSubConfig, stop: threading.Event) -> None:
     )
     probes.start()
     try:
-        # /healthz answers meanwhile; /readyz fails until the consumer reads.
+        # /healthz returns 200 meanwhile; /readyz fails until the consumer reads.
         _ensure_indexes(storage, stop)
         consumer.run(stop)
     finally:

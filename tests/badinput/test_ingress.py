@@ -172,7 +172,7 @@ def post_batch(url: str, data: bytes):
 
 def test_batch_over_single_limit_reaches_router(ingress):
     # 400 cases are over nginx's limit for single records and under the
-    # router's batch limit, so the router answers for each item.
+    # router's batch limit, so the router returns a result for each item.
     data = json.dumps([sample_case() for _ in range(400)]).encode()
     assert len(data) > nginx.MAX_BODY_KIB * 1024
 

@@ -446,5 +446,5 @@ def test_router_outlasts_nginx_idle_connections(monkeypatch):
     gunicorn_conf = importlib.import_module("covid_common.gunicorn_conf")
 
     # If gunicorn closed an idle connection first, nginx could send a POST on
-    # it as it closes, and would answer 502 without resending it.
+    # it as it closes, and would return 502 without resending it.
     assert gunicorn_conf.keepalive > nginx.UPSTREAM_KEEPALIVE_S

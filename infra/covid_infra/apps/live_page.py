@@ -17,8 +17,8 @@ from covid_infra.apps.workload import (
 )
 
 # The page is served under /live/ with the prefix removed, which works because it
-# uses relative URLs only. NGINX answers /live with a redirect to /live/, its rule
-# for proxied prefix locations that end in a slash.
+# uses relative URLs only. NGINX redirects /live to /live/, its rule for proxied
+# prefix locations that end in a slash.
 LIVE_ROUTE = "/live/"
 
 
